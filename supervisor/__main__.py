@@ -1,0 +1,7 @@
+"""`python -m supervisor` is `supervisorctl`."""
+
+import sys
+
+from supervisor.cli import main
+
+sys.exit(main())

@@ -1,0 +1,429 @@
+"""Configuration: the TOML file of SPEC §3 turned into frozen settings, or errors naming the key."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+DEFAULT_CONFIG_PATH = Path("/etc/printer-supervisor/config.toml")
+CONFIG_ENV = "PRINTER_SUPERVISOR_CONFIG"
+
+EventSource = Literal["udev", "kernel", "none"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+NAME_RE = re.compile(r"[a-z0-9_-]+")
+# PRODUCT is vendor/product/bcdDevice in lowercase hex without leading zeros; globs allowed.
+_PRODUCT_PART = r"(?:[1-9a-f][0-9a-f]{0,3}|0|[0-9a-f*?\[\]!-]*[*?\[][0-9a-f*?\[\]!-]*)"
+PRODUCT_GLOB_RE = re.compile(rf"{_PRODUCT_PART}/{_PRODUCT_PART}(?:/{_PRODUCT_PART})?")
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    """The `[daemon]` table."""
+
+    control_socket: Path = Path("/run/printer-supervisor/control.sock")
+    log_file: Path | None = Path("/var/log/printer-supervisor/events.jsonl")
+    log_max_bytes: int = 1_048_576
+    state_dir: Path = Path("/var/lib/printer-supervisor")
+    event_source: EventSource = "udev"
+    sysfs: Path = Path("/sys")
+    devfs: Path = Path("/dev")
+    firmware_dirs: tuple[Path, ...] = (Path("/lib/firmware/hp"), Path("/usr/share/foo2zjs/firmware"))
+    auto: bool = True
+    base_port: int = 9100
+    bind: tuple[str, ...] = ("::",)
+
+
+@dataclass(frozen=True)
+class PrinterSettings:
+    """One `[[printer]]` entry."""
+
+    name: str
+    match: str | None = None
+    serial: str | None = None
+    device: Path | None = None
+    port: int | None = None
+    bidirectional: bool = True
+    firmware: str = "auto"
+    allow: tuple[IPNetwork, ...] = ()
+    idle_timeout: float = 300.0
+
+    @property
+    def is_static(self) -> bool:
+        """A fixed node and no PRODUCT match: present while the node exists, like p910nd."""
+        return self.device is not None and self.match is None
+
+    def allows(self, address: str) -> bool:
+        """Whether a client address may print here (an empty `allow` admits everyone)."""
+        if not self.allow:
+            return True
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in net for net in self.allow)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service is told by its configuration file."""
+
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    printers: tuple[PrinterSettings, ...] = ()
+    source: Path | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a configuration, located by key and, where known, line."""
+
+    key: str
+    message: str
+    line: int | None = None
+
+    def render(self, source: Path | None) -> str:
+        where = str(source) if source else "config"
+        if self.line is not None:
+            where += f":{self.line}"
+        return f"{where}: {self.key}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A configuration that cannot be used; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem], source: Path | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        super().__init__("\n".join(p.render(source) for p in problems))
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str]) -> tuple[Path, bool]:
+    """The file to read and whether the user named it (a named file must exist)."""
+    if explicit:
+        return Path(explicit), True
+    if environ.get(CONFIG_ENV):
+        return Path(environ[CONFIG_ENV]), True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_settings(path: Path, *, required: bool) -> Settings:
+    """Read and validate `path`; a missing default file means the defaults."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(
+                [Problem("file", "does not exist; create it or leave --config out for defaults")],
+                path,
+            ) from None
+        return Settings()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem("file", f"cannot be read: {exc}")], path) from None
+    return parse_settings(text, path)
+
+
+def parse_settings(text: str, source: Path | None = None) -> Settings:
+    """Validate TOML text into Settings, or raise ConfigError listing every problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = _line_of_decode_error(str(exc))
+        raise ConfigError([Problem("syntax", f"not valid TOML: {exc}", line)], source) from None
+    validator = _Validator(text)
+    settings = validator.settings(raw, source)
+    if validator.problems:
+        raise ConfigError(validator.problems, source)
+    return settings
+
+
+def _line_of_decode_error(message: str) -> int | None:
+    found = re.search(r"line (\d+)", message)
+    return int(found.group(1)) if found else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+_DAEMON_KEYS = frozenset(DaemonSettings.__dataclass_fields__)
+_PRINTER_KEYS = frozenset(PrinterSettings.__dataclass_fields__)
+
+
+class _Validator:
+    """Collects every problem instead of stopping at the first."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self.problems: list[Problem] = []
+
+    # -- locating keys for messages ---------------------------------------------------------
+    def _line(self, header: str, index: int, key: str | None) -> int | None:
+        """Line of `key` in the index-th table headed `header` (TOML has no positions)."""
+        header_re = re.compile(rf"^\s*{re.escape(header)}\s*(#.*)?$")
+        key_re = re.compile(rf"^\s*{re.escape(key)}\s*=") if key else None
+        seen, start = -1, None
+        for number, line in enumerate(self.lines, 1):
+            if header_re.match(line):
+                seen += 1
+                if seen == index:
+                    start = number
+                    if key_re is None:
+                        return number
+                    continue
+                if start is not None:
+                    break
+            elif start is not None and re.match(r"^\s*\[", line):
+                break
+            elif start is not None and key_re is not None and key_re.match(line):
+                return number
+        return start
+
+    def fail(self, key: str, message: str, header: str = "", index: int = 0,
+             label: str = "") -> None:
+        line = self._line(header, index, key) if header else None
+        self.problems.append(Problem(f"{label}: {key}" if label else key, message, line))
+
+    # -- tables -----------------------------------------------------------------------------
+    def settings(self, raw: dict[str, Any], source: Path | None) -> Settings:
+        for key in raw:
+            if key not in ("daemon", "printer"):
+                self.problems.append(
+                    Problem(key, "unknown top-level key; allowed: [daemon] and [[printer]]")
+                )
+        daemon_raw = raw.get("daemon", {})
+        if not isinstance(daemon_raw, dict):
+            self.fail("daemon", "must be a table: [daemon]")
+            daemon_raw = {}
+        printers_raw = raw.get("printer", [])
+        if not isinstance(printers_raw, list):
+            self.fail("printer", "must be an array of tables: [[printer]]")
+            printers_raw = []
+        daemon = self.daemon(daemon_raw)
+        printers = tuple(
+            p
+            for i, entry in enumerate(printers_raw)
+            if (p := self.printer(entry, i)) is not None
+        )
+        self.cross_check(printers)
+        return Settings(daemon=daemon, printers=printers, source=source)
+
+    def daemon(self, raw: dict[str, Any]) -> DaemonSettings:
+        d = DaemonSettings()
+        get = _Getter(self, raw, "[daemon]", 0, "daemon")
+        for key in raw:
+            if key not in _DAEMON_KEYS:
+                get.fail(key, f"unknown key; allowed: {', '.join(sorted(_DAEMON_KEYS))}")
+        log_file = get.string("log_file", str(d.log_file), allow_empty=True)
+        return DaemonSettings(
+            control_socket=Path(get.string("control_socket", str(d.control_socket))),
+            log_file=Path(log_file) if log_file else None,
+            log_max_bytes=get.integer("log_max_bytes", d.log_max_bytes, 0, 2**40),
+            state_dir=Path(get.string("state_dir", str(d.state_dir))),
+            event_source=cast(
+                EventSource, get.choice("event_source", d.event_source, ("udev", "kernel", "none"))
+            ),
+            sysfs=Path(get.string("sysfs", str(d.sysfs))),
+            devfs=Path(get.string("devfs", str(d.devfs))),
+            firmware_dirs=tuple(
+                Path(s) for s in get.strings("firmware_dirs", [str(p) for p in d.firmware_dirs])
+            ),
+            auto=get.boolean("auto", d.auto),
+            base_port=get.integer("base_port", d.base_port, 1, 65535),
+            bind=tuple(get.strings("bind", list(d.bind), check=_check_address, non_empty=True)),
+        )
+
+    def printer(self, raw: object, index: int) -> PrinterSettings | None:
+        if not isinstance(raw, dict):
+            self.fail(f"printer[{index}]", "must be a table", "[[printer]]", index)
+            return None
+        label = raw.get("name") if isinstance(raw.get("name"), str) else f"#{index + 1}"
+        get = _Getter(self, raw, "[[printer]]", index, f"printer '{label}'")
+        for key in raw:
+            if key not in _PRINTER_KEYS:
+                get.fail(key, f"unknown key; allowed: {', '.join(sorted(_PRINTER_KEYS))}")
+        d = PrinterSettings(name="")
+        name = get.string("name", "", check=_check_name)
+        match = get.optional_string("match", check=_check_product_glob)
+        device = get.optional_string("device", check=_check_device)
+        serial = get.optional_string("serial")
+        if "name" not in raw:
+            get.fail("name", "is required: a unique name made of a-z, 0-9, _ and -")
+        if match is None and device is None and serial is None:
+            get.fail("match", "a printer needs `match` (a PRODUCT glob), `serial` or `device`")
+        port = get.integer("port", 0, 1, 65535) if "port" in raw else None
+        return PrinterSettings(
+            name=name,
+            match=_normalize_glob(match) if match else None,
+            serial=serial,
+            device=Path(device) if device else None,
+            port=port,
+            bidirectional=get.boolean("bidirectional", d.bidirectional),
+            firmware=get.string("firmware", d.firmware, check=_check_firmware),
+            allow=tuple(
+                ipaddress.ip_network(s, strict=False)
+                for s in get.strings("allow", [], check=_check_network)
+            ),
+            idle_timeout=get.number("idle_timeout", d.idle_timeout, 0.001, 86400.0 * 365),
+        )
+
+    def cross_check(self, printers: tuple[PrinterSettings, ...]) -> None:
+        names: dict[str, int] = {}
+        ports: dict[int, str] = {}
+        devices: dict[Path, str] = {}
+        for index, p in enumerate(printers):
+            if p.name and p.name in names:
+                self.fail("name", f"'{p.name}' is used by two printers; names must be unique",
+                          "[[printer]]", index, f"printer '{p.name}'")
+            names[p.name] = index
+            if p.port is not None:
+                if p.port in ports:
+                    self.fail("port", f"{p.port} is also the port of printer '{ports[p.port]}'",
+                              "[[printer]]", index, f"printer '{p.name}'")
+                ports[p.port] = p.name
+            if p.device is not None and p.match is None and p.serial is None:
+                if p.device in devices:
+                    self.fail("device", f"{p.device} is also the device of printer "
+                              f"'{devices[p.device]}'", "[[printer]]", index, f"printer '{p.name}'")
+                devices[p.device] = p.name
+
+
+class _Getter:
+    """Typed access to one table's keys, reporting problems with the table's name."""
+
+    def __init__(self, v: _Validator, raw: dict[str, Any], header: str, index: int,
+                 label: str) -> None:
+        self.v, self.raw, self.header, self.index, self.label = v, raw, header, index, label
+
+    def fail(self, key: str, message: str) -> None:
+        self.v.fail(key, message, self.header, self.index, self.label)
+
+    def _get(self, key: str) -> tuple[bool, Any]:
+        return (key in self.raw, self.raw.get(key))
+
+    def string(self, key: str, default: str, *, allow_empty: bool = False,
+               check: Callable[[str], str | None] | None = None) -> str:
+        present, value = self._get(key)
+        if not present:
+            return default
+        if not isinstance(value, str) or (not value and not allow_empty):
+            self.fail(key, f"must be a non-empty string, got {value!r}")
+            return default
+        if check and value and (err := check(value)):
+            self.fail(key, err)
+            return default
+        return value
+
+    def optional_string(self, key: str,
+                        check: Callable[[str], str | None] | None = None) -> str | None:
+        if key not in self.raw:
+            return None
+        value = self.string(key, "", check=check)
+        return value or None
+
+    def strings(self, key: str, default: list[str], *, non_empty: bool = False,
+                check: Callable[[str], str | None] | None = None) -> list[str]:
+        present, value = self._get(key)
+        if not present:
+            return default
+        if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+            self.fail(key, f"must be a list of non-empty strings, got {value!r}")
+            return default
+        if non_empty and not value:
+            self.fail(key, "must name at least one entry")
+            return default
+        for item in value:
+            if check and (err := check(item)):
+                self.fail(key, err)
+                return default
+        return list(value)
+
+    def integer(self, key: str, default: int, low: int, high: int) -> int:
+        present, value = self._get(key)
+        if not present:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.fail(key, f"must be an integer from {low} to {high}, got {value!r}")
+            return default
+        return value
+
+    def number(self, key: str, default: float, low: float, high: float) -> float:
+        present, value = self._get(key)
+        if not present:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            low <= value <= high
+        ):
+            self.fail(key, f"must be a number of seconds greater than 0, got {value!r}")
+            return default
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        present, value = self._get(key)
+        if not present:
+            return default
+        if not isinstance(value, bool):
+            self.fail(key, f"must be true or false, got {value!r}")
+            return default
+        return value
+
+    def choice(self, key: str, default: str, allowed: tuple[str, ...]) -> str:
+        present, value = self._get(key)
+        if not present:
+            return default
+        if value not in allowed:
+            self.fail(key, f"must be one of {', '.join(allowed)}; got {value!r}")
+            return default
+        return cast(str, value)
+
+
+def _check_name(value: str) -> str | None:
+    if NAME_RE.fullmatch(value):
+        return None
+    return f"{value!r} is not allowed: use only a-z, 0-9, _ and -"
+
+
+def _check_product_glob(value: str) -> str | None:
+    if PRODUCT_GLOB_RE.fullmatch(value):
+        return None
+    return (f"{value!r} is not a PRODUCT glob: vendor/product[/bcdDevice] in lowercase hex "
+            "without leading zeros, e.g. '3f0/4117/*'")
+
+
+def _normalize_glob(value: str) -> str:
+    return value if value.count("/") == 2 else value + "/*"
+
+
+def _check_device(value: str) -> str | None:
+    if value.startswith("/"):
+        return None
+    return f"{value!r} must be an absolute path such as /dev/usb/lp0"
+
+
+def _check_firmware(value: str) -> str | None:
+    if value in ("auto", "none") or value.startswith("/") or "/" not in value:
+        return None
+    return (f"{value!r}: use auto, none, a file name looked up in firmware_dirs, "
+            "or an absolute path")
+
+
+def _check_address(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"{value!r} is not an IP address (e.g. '::', '0.0.0.0' or '192.168.1.1')"
+    return None
+
+
+def _check_network(value: str) -> str | None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return f"{value!r} is not an address or network (e.g. '192.168.1.0/24' or '::1')"
+    return None

@@ -1,0 +1,100 @@
+"""The printer state machine of SPEC §1: its transition table and the per-printer model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from transitions.extensions.asyncio import AsyncMachine
+
+ABSENT: Final = "absent"
+FIRMWARE_NEEDED: Final = "firmware-needed"
+READY: Final = "ready"
+SERVING: Final = "serving"
+
+STATES: Final = (ABSENT, FIRMWARE_NEEDED, READY, SERVING)
+#: States in which the printer's port listens (SPEC §5).
+LISTENING_STATES: Final = frozenset({READY, SERVING})
+
+#: The whole machine, as data. Rows are tried in order; the first whose conditions hold wins.
+TRANSITIONS: Final[tuple[dict[str, Any], ...]] = (
+    {"trigger": "plug", "source": ABSENT, "dest": FIRMWARE_NEEDED, "conditions": "needs_firmware"},
+    {"trigger": "plug", "source": ABSENT, "dest": READY},
+    {"trigger": "firmware_loaded", "source": FIRMWARE_NEEDED, "dest": READY},
+    {"trigger": "job_started", "source": READY, "dest": SERVING},
+    {"trigger": "job_ended", "source": SERVING, "dest": READY},
+    {"trigger": "unplug", "source": [FIRMWARE_NEEDED, READY, SERVING], "dest": ABSENT},
+)
+
+logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class StateChange:
+    """What one transition did, handed to whoever watches the printer."""
+
+    printer: str
+    source: str
+    dest: str
+    trigger: str
+
+
+StateListener = Callable[[StateChange], Awaitable[None] | None]
+
+
+class Printer:
+    """One printer's model: its state plus the facts `status` reports about it.
+
+    The machine only records and decides; the work a state calls for (a listener, a firmware
+    push) is started by whoever listens for state changes, and reports back by trigger.
+    """
+
+    state: str
+    # Triggers, attached by the machine (declared for type checkers).
+    plug: Callable[..., Awaitable[bool]]
+    firmware_loaded: Callable[..., Awaitable[bool]]
+    job_started: Callable[..., Awaitable[bool]]
+    job_ended: Callable[..., Awaitable[bool]]
+    unplug: Callable[..., Awaitable[bool]]
+
+    def __init__(self, name: str, *, needs_firmware: bool = False,
+                 listener: StateListener | None = None) -> None:
+        self.name = name
+        self.firmware_required = needs_firmware
+        self.since = datetime.now(UTC)
+        self.error: str | None = None
+        self.jobs = 0
+        self.bytes = 0
+        self.queued = 0
+        self._listener = listener
+
+    def needs_firmware(self, _event: Any = None) -> bool:
+        """Condition of `plug`: does this printer get firmware before it may print?"""
+        return self.firmware_required
+
+    async def _after_change(self, event: Any) -> None:
+        self.since = datetime.now(UTC)
+        change = StateChange(self.name, event.transition.source, event.transition.dest,
+                             event.event.name)
+        if self._listener is not None:
+            result = self._listener(change)
+            if result is not None:
+                await result
+
+
+def build_machine() -> AsyncMachine:
+    """The one machine shared by every printer (a model each, queued per model)."""
+    return AsyncMachine(
+        model=None,
+        states=list(STATES),
+        transitions=[dict(row) for row in TRANSITIONS],
+        initial=ABSENT,
+        queued="model",
+        auto_transitions=False,
+        send_event=True,
+        after_state_change="_after_change",
+        ignore_invalid_triggers=True,
+    )

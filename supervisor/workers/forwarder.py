@@ -1,0 +1,263 @@
+"""The AppSocket/JetDirect forwarder of one printer: listeners, the client queue, one job at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol, TypeVar
+
+import structlog
+
+from supervisor.config import PrinterSettings
+from supervisor.workers.device import DeviceOpenError, open_device
+from supervisor.workers.pump import JobError, Pump
+
+BACKLOG: Final = 16
+QUEUE_MAX: Final = 32  # accepted clients waiting; beyond this they wait in the kernel backlog
+BIND_FIRST_DELAY_S: Final = 1.0
+BIND_MAX_DELAY_S: Final = 30.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How a job ended, for the printer's counters and state."""
+
+    client: str
+    bytes_in: int
+    ok: bool
+    device_lost: bool = False
+
+
+class ForwarderOwner(Protocol):
+    """What a forwarder reports to the printer that owns it."""
+
+    async def job_started(self, client: str) -> None: ...
+    async def job_ended(self, outcome: JobOutcome) -> None: ...
+    def listener_error(self, error: str | None) -> None: ...
+    def queue_length(self, waiting: int) -> None: ...
+
+
+class Forwarder:
+    """Serves one printer's port; `run` until cancelled, `stop` for a graceful end."""
+
+    def __init__(self, settings: PrinterSettings, *, device: Path, port: int,
+                 bind: tuple[str, ...], owner: ForwarderOwner) -> None:
+        self.settings = settings
+        self.device = device
+        self.port = port
+        self.bind = bind
+        self._owner = owner
+        self._log = structlog.get_logger("supervisor.forwarder").bind(printer=settings.name)
+        self._queue: asyncio.Queue[tuple[socket.socket, str]] = asyncio.Queue(QUEUE_MAX)
+        self._listeners: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
+        self._pump: Pump | None = None
+        self._no_job = asyncio.Event()
+        self._no_job.set()
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Bind (retrying while the port is taken), then accept and serve until cancelled."""
+        try:
+            await self._bind_with_retry()
+            if self._stopping:
+                return
+            self._accepting = [asyncio.create_task(self._accept_loop(s)) for s in self._listeners]
+            await self._job_loop()
+        finally:
+            self._close_listeners()
+            self._drop_queue()
+
+    async def stop(self, *, grace_s: float, reason: str) -> None:
+        """Stop accepting now; let a running job finish within `grace_s`, then abort it."""
+        self._stopping = True
+        self._close_listeners()
+        self._drop_queue()
+        if self._no_job.is_set():
+            return
+        try:
+            await asyncio.wait_for(self._no_job.wait(), grace_s)
+        except TimeoutError:
+            if self._pump is not None:
+                self._pump.abort(reason)
+            await self._no_job.wait()
+
+    # -- listening ---------------------------------------------------------------------------
+    async def _bind_with_retry(self) -> None:
+        delay = BIND_FIRST_DELAY_S
+        last_error = None
+        while not self._stopping:
+            try:
+                self._listeners = bind_listeners(self.bind, self.port)
+            except OSError as exc:
+                error = _bind_error(exc, self.port)
+                if error != last_error:
+                    self._log.error("listener_failed", port=self.port, error=error,
+                                    retry_s=delay)
+                    self._owner.listener_error(error)
+                    last_error = error
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BIND_MAX_DELAY_S)
+                continue
+            self._owner.listener_error(None)
+            self._log.info("listener_started", port=self.port, bind=list(self.bind),
+                           device=str(self.device))
+            return
+
+    def _close_listeners(self) -> None:
+        for task in self._accepting:
+            task.cancel()
+        self._accepting = []
+        if self._listeners:
+            for sock in self._listeners:
+                sock.close()
+            self._listeners = []
+            self._log.info("listener_stopped", port=self.port)
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, address = await loop.sock_accept(listener)
+            except OSError as exc:  # EMFILE and friends: back off instead of spinning
+                self._log.warning("accept_failed", error=str(exc))
+                await asyncio.sleep(0.5)
+                continue
+            client = format_address(address)
+            if not self.settings.allows(address[0]):
+                self._log.warning("client_rejected", client=client, reason="not in allow")
+                conn.close()
+                continue
+            await self._queue.put((conn, client))
+            self._owner.queue_length(self._queue.qsize())
+
+    def _drop_queue(self) -> None:
+        while not self._queue.empty():
+            conn, _client = self._queue.get_nowait()
+            conn.close()
+        self._owner.queue_length(0)
+
+    # -- jobs --------------------------------------------------------------------------------
+    async def _job_loop(self) -> None:
+        while True:
+            conn, client = await self._queue.get()
+            self._owner.queue_length(self._queue.qsize())
+            self._no_job.clear()
+            try:
+                with conn:
+                    await self._serve(conn, client)
+            finally:
+                self._no_job.set()
+
+    async def _serve(self, conn: socket.socket, client: str) -> None:
+        log = self._log.bind(client=client)
+        log.info("job_started", device=str(self.device))
+        await self._owner.job_started(client)
+        started = time.monotonic()
+        pump: Pump | None = None
+        outcome = JobOutcome(client, 0, ok=False)
+        try:
+            device = await open_device(self.device, bidirectional=self.settings.bidirectional)
+            try:
+                pump = self._pump = Pump(conn, device.fd, backchannel=device.readable,
+                                         idle_timeout_s=self.settings.idle_timeout)
+                if self._stopping:
+                    pump.abort("service stopping")
+                result = await _in_thread(pump.run, pump.abort, f"job-{self.settings.name}")
+            finally:
+                self._pump = None
+                os.close(device.fd)
+        except (DeviceOpenError, JobError) as exc:
+            bytes_in, bytes_out = (pump.bytes_in, pump.bytes_out) if pump else (0, 0)
+            log.error("job_failed", error=str(exc), bytes_in=bytes_in, bytes_out=bytes_out,
+                      seconds=round(time.monotonic() - started, 3))
+            device_lost = isinstance(exc, JobError) and exc.device_lost
+            outcome = JobOutcome(client, bytes_in, ok=False, device_lost=device_lost)
+        else:
+            log.info("job_finished", bytes_in=result.bytes_in, bytes_out=result.bytes_out,
+                     seconds=round(time.monotonic() - started, 3))
+            outcome = JobOutcome(client, result.bytes_in, ok=True)
+        finally:
+            await self._owner.job_ended(outcome)
+
+
+async def _in_thread(fn: Callable[[], T], abort: Callable[[str], None], name: str) -> T:
+    """Run blocking `fn` in its own thread; on cancellation abort it and wait for it to end."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def target() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:  # handed to the awaiting task, not lost
+            loop.call_soon_threadsafe(settle, None, exc)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        abort("service stopping")
+        with contextlib.suppress(Exception):
+            await future
+        raise
+
+
+def bind_listeners(addresses: tuple[str, ...], port: int) -> list[socket.socket]:
+    """Listening sockets on every address, all or none; "::" is dual-stack."""
+    sockets: list[socket.socket] = []
+    try:
+        for address in addresses:
+            family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, address != "::")
+            sock.bind((address, port))
+            sock.listen(BACKLOG)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _bind_error(exc: OSError, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        hint = " (Prometheus node_exporter listens on 9100 by default)" if port == 9100 else ""
+        return f"port {port} is already in use by another program{hint}"
+    if exc.errno == errno.EACCES:
+        return f"port {port} needs privileges this service does not have; use a port >= 1024"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return f"a bind address is not configured on this host (port {port})"
+    return f"cannot listen on port {port}: {exc.strerror or exc}"
+
+
+def format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
+    """`1.2.3.4:5` or `[::1]:5`, with IPv4-mapped IPv6 shown as plain IPv4."""
+    host, port = address[0], address[1]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[7:]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,236 @@
+"""The byte pump of one job: client socket ⇄ printer device, run in a thread with blocking poll.
+
+Both fds are non-blocking; the pump tries each transfer first and polls only when one would
+block, so a fast sink costs one recv and one write per chunk. `abort()` from any thread wakes it.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import socket
+import time
+from dataclasses import dataclass
+from typing import Final
+
+CHUNK_BYTES: Final = 1 << 20  # per read from the client: large reads are what beat p910nd
+BACKCHANNEL_CHUNK_BYTES: Final = 64 << 10
+DRAIN_QUIET_S: Final = 0.25  # after the client's EOF, relay printer data until quiet this long
+DRAIN_MAX_S: Final = 2.0  # ...but never longer than this (CUPS waits for our close)
+DEVICE_EOF_PAUSE_S: Final = 0.1  # a device read returned EOF: look again after this long
+
+_IN: Final = select.POLLIN | select.POLLPRI
+_OUT: Final = select.POLLOUT
+#: errnos meaning the printer went away (unplugged, usblp detached, pty master closed).
+DEVICE_GONE_ERRNOS: Final = frozenset({errno.EIO, errno.ENODEV, errno.ENXIO, errno.EPIPE})
+
+
+class JobError(Exception):
+    """A job that could not finish; `device_lost` when the printer itself failed."""
+
+    def __init__(self, message: str, *, device_lost: bool = False) -> None:
+        super().__init__(message)
+        self.device_lost = device_lost
+
+
+@dataclass(frozen=True)
+class PumpResult:
+    """What a finished job moved: client→printer and printer→client bytes."""
+
+    bytes_in: int
+    bytes_out: int
+
+
+class Pump:
+    """Copies one client's job to the device, and the device's replies back when bidirectional."""
+
+    def __init__(self, client: socket.socket, device_fd: int, *, backchannel: bool,
+                 idle_timeout_s: float) -> None:
+        self._sock = client
+        self._dev = device_fd
+        self._backchannel = backchannel
+        self._idle_timeout_s = idle_timeout_s
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._abort_reason: str | None = None
+        self._poll = select.poll()
+        self._in_buf = memoryview(bytearray(CHUNK_BYTES))
+        self._to_dev = self._in_buf[:0]
+        self._out_buf = memoryview(bytearray(BACKCHANNEL_CHUNK_BYTES))
+        self._to_client = self._out_buf[:0]
+        self._client_eof = False
+        self._client_writable = True
+        self._dev_read_after = 0.0
+        self._last_client_rx = time.monotonic()
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+    # -- control from other threads ------------------------------------------------------------
+    def abort(self, reason: str) -> None:
+        """Stop the job as soon as possible; `run` then raises JobError(reason)."""
+        if self._abort_reason is None:
+            self._abort_reason = reason
+        try:
+            os.write(self._wake_w, b"!")
+        except OSError:
+            pass  # already closed: the pump has finished
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> PumpResult:
+        """Move bytes until the client's EOF and the drain; raise JobError on failure."""
+        self._sock.setblocking(False)
+        try:
+            while not self._client_eof or self._to_dev:
+                self._check_abort()
+                if not self._step():
+                    idle_deadline = self._idle_deadline()
+                    if idle_deadline is not None and time.monotonic() >= idle_deadline:
+                        raise JobError(
+                            f"client sent nothing for {self._idle_timeout_s:g} s (idle_timeout)"
+                        )
+                    self._wait(idle_deadline)
+            if self._backchannel and self._client_writable:
+                self._drain()
+            return PumpResult(self.bytes_in, self.bytes_out)
+        finally:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _step(self) -> bool:
+        """One round of attempts; True when any bytes moved."""
+        moved = False
+        if not self._to_dev and not self._client_eof:
+            moved |= self._recv_client()
+        if self._to_dev:
+            moved |= self._write_device()
+        if self._backchannel:
+            moved |= self._relay_backchannel()
+        return moved
+
+    def _relay_backchannel(self) -> bool:
+        moved = False
+        if not self._to_client and time.monotonic() >= self._dev_read_after:
+            moved |= self._read_device()
+        if self._to_client:
+            moved |= self._send_client()
+        return moved
+
+    def _drain(self) -> None:
+        """Client done sending: relay what the printer still says until it is quiet."""
+        end = time.monotonic() + DRAIN_MAX_S
+        quiet_until = time.monotonic() + DRAIN_QUIET_S
+        while self._client_writable and time.monotonic() < min(end, quiet_until):
+            self._check_abort()
+            if self._relay_backchannel():
+                quiet_until = time.monotonic() + DRAIN_QUIET_S
+            else:
+                self._wait(min(end, quiet_until))
+
+    # -- transfers: each returns True when it moved bytes, False when it would block ---------------
+    def _recv_client(self) -> bool:
+        try:
+            n = self._sock.recv_into(self._in_buf)
+        except BlockingIOError:
+            return False
+        except InterruptedError:
+            return True
+        except OSError as exc:
+            raise JobError(f"client connection failed: {_describe(exc)}") from None
+        self._last_client_rx = time.monotonic()
+        if n == 0:
+            self._client_eof = True
+        self._to_dev = self._in_buf[:n]
+        return True
+
+    def _write_device(self) -> bool:
+        try:
+            n = os.write(self._dev, self._to_dev)
+        except BlockingIOError:
+            return False
+        except InterruptedError:
+            return True
+        except OSError as exc:
+            raise JobError(f"printer write failed: {_describe(exc)}",
+                           device_lost=exc.errno in DEVICE_GONE_ERRNOS) from None
+        self.bytes_in += n
+        self._to_dev = self._to_dev[n:]
+        return n > 0
+
+    def _read_device(self) -> bool:
+        try:
+            n = os.readv(self._dev, [self._out_buf])
+        except BlockingIOError:
+            return False
+        except InterruptedError:
+            return True
+        except OSError as exc:
+            if exc.errno in DEVICE_GONE_ERRNOS:
+                raise JobError(f"printer read failed: {_describe(exc)}", device_lost=True) from None
+            self._backchannel = False  # e.g. EINVAL: a unidirectional usblp interface
+            return False
+        if n == 0:  # EOF (e.g. /dev/null): no busy loop, look again a little later
+            self._dev_read_after = time.monotonic() + DEVICE_EOF_PAUSE_S
+            return False
+        self._to_client = self._out_buf[:n]
+        return True
+
+    def _send_client(self) -> bool:
+        try:
+            n = self._sock.send(self._to_client)
+        except BlockingIOError:
+            return False
+        except InterruptedError:
+            return True
+        except OSError:
+            # The client stopped reading (reset or gone): printer replies have nowhere to go.
+            self._client_writable = False
+            self._backchannel = False
+            self._to_client = self._out_buf[:0]
+            return False
+        self.bytes_out += n
+        self._to_client = self._to_client[n:]
+        return n > 0
+
+    # -- waiting -----------------------------------------------------------------------------
+    def _idle_deadline(self) -> float | None:
+        """When a silent client is given up on; None while we, not the client, are the holdup."""
+        if self._to_dev or self._client_eof:
+            return None
+        return self._last_client_rx + self._idle_timeout_s
+
+    def _wait(self, deadline: float | None) -> None:
+        poll = self._poll
+        sock_events = (0 if self._to_dev or self._client_eof else _IN) | (
+            _OUT if self._to_client else 0
+        )
+        dev_events = _OUT if self._to_dev else 0
+        now = time.monotonic()
+        if self._backchannel and not self._to_client:
+            if now >= self._dev_read_after:
+                dev_events |= _IN
+            else:
+                deadline = min(deadline or self._dev_read_after, self._dev_read_after)
+        poll.register(self._wake_r, _IN)
+        _register(poll, self._sock.fileno(), sock_events)
+        _register(poll, self._dev, dev_events)
+        timeout_ms = None if deadline is None else max(0, int((deadline - now) * 1000) + 1)
+        poll.poll(timeout_ms)
+
+    def _check_abort(self) -> None:
+        if self._abort_reason is not None:
+            raise JobError(self._abort_reason)
+
+
+def _register(poll: select.poll, fd: int, events: int) -> None:
+    if events:
+        poll.register(fd, events)
+    else:
+        try:
+            poll.unregister(fd)
+        except KeyError:
+            pass
+
+
+def _describe(exc: OSError) -> str:
+    name = errno.errorcode.get(exc.errno or 0, "error")
+    return f"{name} ({exc.strerror or exc})"
