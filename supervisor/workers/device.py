@@ -46,11 +46,14 @@ def _is_fifo(path: Path) -> bool:
 
 
 async def open_device(path: Path, *, bidirectional: bool,
-                      deadline_s: float = OPEN_DEADLINE_S) -> OpenedDevice:
+                      deadline_s: float | None = None) -> OpenedDevice:
     """Open `path` for a job, retrying transient errors with backoff until `deadline_s`."""
+    if deadline_s is None:
+        deadline_s = OPEN_DEADLINE_S
     # A FIFO opened read-write would hand our own job back to us as "printer replies".
     readable = bidirectional and not _is_fifo(path)
-    deadline = time.monotonic() + deadline_s
+    started = time.monotonic()
+    deadline = started + deadline_s
     delay = OPEN_FIRST_DELAY_S
     while True:
         try:
@@ -61,7 +64,8 @@ async def open_device(path: Path, *, bidirectional: bool,
                 raise DeviceOpenError(f"cannot open {path}: {name} ({exc.strerror})") from None
             if time.monotonic() + delay > deadline:
                 raise DeviceOpenError(
-                    f"cannot open {path}: {name} ({exc.strerror}), still after {deadline_s:g} s"
+                    f"cannot open {path}: {name} ({exc.strerror}); gave up after "
+                    f"{time.monotonic() - started:.1f} s of retries"
                 ) from None
         await asyncio.sleep(delay)
         delay = min(delay * 2, OPEN_MAX_DELAY_S)

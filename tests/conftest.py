@@ -1,0 +1,46 @@
+"""Shared fixtures: virtual printers, the service in a thread, stopped after each test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from harness import ServiceThread
+
+from supervisor.virtual import VirtualPrinter
+
+
+@pytest.fixture
+def make_printer(tmp_path: Path) -> Iterator[Callable[..., VirtualPrinter]]:
+    """Plug virtual printers under tmp_path/dev; all unplugged after the test."""
+    printers: list[VirtualPrinter] = []
+
+    def make(node: str = "usb/lp0", **kwargs: object) -> VirtualPrinter:
+        printer = VirtualPrinter(tmp_path / "dev", node, **kwargs)  # type: ignore[arg-type]
+        printers.append(printer.plug())
+        return printer
+
+    yield make
+    for printer in printers:
+        printer.close()
+
+
+@pytest.fixture
+def printer(make_printer: Callable[..., VirtualPrinter]) -> VirtualPrinter:
+    return make_printer()
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceThread]]:
+    """Start the real service in a thread with the given printers; stopped after the test."""
+    services: list[ServiceThread] = []
+
+    def start(printers: list[Mapping[str, object]], **kwargs: object) -> ServiceThread:
+        service = ServiceThread(tmp_path, printers, **kwargs)  # type: ignore[arg-type]
+        services.append(service)
+        return service.start()
+
+    yield start
+    for service in services:
+        service.stop()

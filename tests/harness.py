@@ -1,0 +1,214 @@
+"""Test harness: the real service in a thread or a process, its JSON log, peers, clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from supervisor.app import Service
+from supervisor.config import load_settings
+from supervisor.observe.logs import configure_logging, reset_logging
+
+WAIT_S = 15.0
+ON_CI = os.environ.get("CI") == "true"
+
+
+def require_peer(path: str, package: str) -> str:
+    """The peer's path; a missing peer skips locally but fails on CI (it must be installed)."""
+    found = shutil.which(path) or (path if os.access(path, os.X_OK) else None)
+    if found:
+        return found
+    message = f"{path} is missing: apt-get install {package}"
+    if ON_CI:
+        pytest.fail(message + " (.ci/run installs it; on CI no peer test may skip)")
+    pytest.skip(message)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
+    """Poll `condition` until it returns something truthy; fail the test on timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s} s waiting for {what or condition}")
+        time.sleep(0.01)
+
+
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(str(value))
+
+
+def write_config(path: Path, daemon: Mapping[str, object],
+                 printers: list[Mapping[str, object]]) -> Path:
+    lines = ["[daemon]", *(f"{k} = {toml_value(v)}" for k, v in daemon.items())]
+    for printer in printers:
+        lines += ["", "[[printer]]", *(f"{k} = {toml_value(v)}" for k, v in printer.items())]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class Log:
+    """The service's JSON log file, read fresh on every call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def events(self, event: str | None = None, **fields: object) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        found = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line being written
+            if event is not None and record.get("event") != event:
+                continue
+            if all(record.get(k) == v for k, v in fields.items()):
+                found.append(record)
+        return found
+
+    def wait_for(self, event: str, count: int = 1, timeout_s: float = WAIT_S,
+                 **fields: object) -> dict[str, Any]:
+        """The `count`-th matching record, once it is there."""
+        found = wait_until(lambda: len(self.events(event, **fields)) >= count and
+                           self.events(event, **fields), timeout_s,
+                           f"{count}× {event} {fields or ''} in {self.path}")
+        return dict(found[count - 1])
+
+
+def daemon_defaults(root: Path, **overrides: object) -> dict[str, object]:
+    daemon: dict[str, object] = {
+        "control_socket": str(root / "control.sock"),
+        "log_file": str(root / "events.jsonl"),
+        "log_max_bytes": 0,
+        "state_dir": str(root / "state"),
+        "event_source": "none",
+        "sysfs": str(root / "sys"),
+        "devfs": str(root / "dev"),
+        "firmware_dirs": [str(root / "firmware")],
+        "bind": ["127.0.0.1"],
+    }
+    daemon.update(overrides)
+    return daemon
+
+
+class ServiceThread:
+    """The real Service on its own event loop in a thread, stopped like SIGTERM would."""
+
+    def __init__(self, root: Path, printers: list[Mapping[str, object]], *,
+                 grace_s: float = 5.0, **daemon: object) -> None:
+        self.root = root
+        self.config = write_config(root / "config.toml", daemon_defaults(root, **daemon),
+                                   printers)
+        self.log = Log(root / "events.jsonl")
+        self.grace_s = grace_s
+        self.service: Service | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> ServiceThread:
+        settings = load_settings(self.config, required=True)
+        configure_logging(settings.daemon.log_file, max_bytes=settings.daemon.log_max_bytes)
+        self.service = Service(settings)
+        started = threading.Event()
+
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            started.set()
+            assert self.service is not None
+            await self.service.run(self._stop, grace_s=self.grace_s)
+
+        def target() -> None:
+            try:
+                asyncio.run(main())
+            except BaseException as exc:  # surfaced by stop()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name="service", daemon=True)
+        self._thread.start()
+        started.wait(WAIT_S)
+        self.log.wait_for("daemon_started")
+        return self
+
+    def request_stop(self) -> None:
+        """What SIGTERM does: set the service's stop event, without waiting."""
+        if self._loop is not None and self._stop is not None and not self.stopped:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self.request_stop()
+        self._thread.join(WAIT_S + self.grace_s)
+        alive = self._thread.is_alive()
+        self._thread = None
+        reset_logging()
+        assert not alive, "the service did not stop"
+        if self._error is not None:
+            raise self._error
+
+    @property
+    def stopped(self) -> bool:
+        return self._thread is None or not self._thread.is_alive()
+
+
+@contextmanager
+def service_process(root: Path, printers: list[Mapping[str, object]],
+                    **daemon: object) -> Iterator[subprocess.Popen[bytes]]:
+    """`supervisorctl run` as a real process; killed if the test did not stop it."""
+    config = write_config(root / "config.toml", daemon_defaults(root, **daemon), printers)
+    stderr = (root / "stderr.txt").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "supervisor", "run", "--config", str(config)],
+                            stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        stderr.close()
+
+
+def send_job(port: int, data: bytes, *, host: str = "127.0.0.1", read_reply: bool = True,
+             timeout_s: float = WAIT_S) -> bytes:
+    """A client as CUPS's socket backend is one: send, half-close, read until the server closes."""
+    with socket.create_connection((host, port), timeout=timeout_s) as conn:
+        conn.sendall(data)
+        conn.shutdown(socket.SHUT_WR)
+        reply = b""
+        while read_reply and (chunk := conn.recv(65536)):
+            reply += chunk
+        return reply
