@@ -190,20 +190,31 @@ class _Validator:
         line = self._line(header, index, key) if header else None
         self.problems.append(Problem(f"{label}: {key}" if label else key, message, line))
 
+    def fail_top(self, key: str, message: str) -> None:
+        """A problem with a top-level key: `key = …` before any table, or a `[key…]` header."""
+        name = re.escape(key)
+        header_re = re.compile(rf"^\s*\[\[?\s*{name}\s*[\].]")
+        assign_re = re.compile(rf"^\s*{name}\s*=")
+        line, in_table = None, False
+        for number, text in enumerate(self.lines, 1):
+            if header_re.match(text) or (not in_table and assign_re.match(text)):
+                line = number
+                break
+            in_table = in_table or bool(re.match(r"^\s*\[", text))
+        self.problems.append(Problem(key, message, line))
+
     # -- tables -----------------------------------------------------------------------------
     def settings(self, raw: dict[str, Any], source: Path | None) -> Settings:
         for key in raw:
             if key not in ("daemon", "printer"):
-                self.problems.append(
-                    Problem(key, "unknown top-level key; allowed: [daemon] and [[printer]]")
-                )
+                self.fail_top(key, "unknown top-level key; allowed: [daemon] and [[printer]]")
         daemon_raw = raw.get("daemon", {})
         if not isinstance(daemon_raw, dict):
-            self.fail("daemon", "must be a table: [daemon]")
+            self.fail_top("daemon", "must be a table: [daemon]")
             daemon_raw = {}
         printers_raw = raw.get("printer", [])
         if not isinstance(printers_raw, list):
-            self.fail("printer", "must be an array of tables: [[printer]]")
+            self.fail_top("printer", "must be an array of tables: [[printer]]")
             printers_raw = []
         daemon = self.daemon(daemon_raw)
         printers = tuple(
@@ -255,7 +266,7 @@ class _Validator:
         serial = get.optional_string("serial")
         if "name" not in raw:
             get.fail("name", "is required: a unique name made of a-z, 0-9, _ and -")
-        if match is None and device is None and serial is None:
+        if not any(key in raw for key in ("match", "serial", "device")):
             get.fail("match", "a printer needs `match` (a PRODUCT glob), `serial` or `device`")
         port = get.integer("port", 0, 1, 65535) if "port" in raw else None
         return PrinterSettings(

@@ -226,16 +226,14 @@ INVALID = [
                  id="bind-not-an-ip"),
     pytest.param("[daemon]\nbind = []  # <-\n", "bind", None, "at least one",
                  id="bind-empty"),
-    pytest.param(printer('match = "3f0/4117/*"', name="LaserJet").replace(
-                     '"LaserJet"', '"LaserJet"  # <-'),
-                 "name", "LaserJet", "a-z, 0-9, _ and -", id="name-uppercase"),
-    pytest.param(printer('match = "3f0/4117/*"', name="laser jet").replace(
-                     '"laser jet"', '"laser jet"  # <-'),
-                 "name", "laser jet", "a-z, 0-9, _ and -", id="name-with-space"),
+    pytest.param('[[printer]]\nname = "LaserJet"  # <-\nmatch = "3f0/4117/*"\n', "name",
+                 "LaserJet", "a-z, 0-9, _ and -", id="name-uppercase"),
+    pytest.param('[[printer]]\nname = "laser jet"  # <-\nmatch = "3f0/4117/*"\n', "name",
+                 "laser jet", "a-z, 0-9, _ and -", id="name-with-space"),
     pytest.param('[[printer]]  # <-\nmatch = "3f0/4117/*"\n', "name", "#1", "a-z, 0-9, _ and -",
                  id="name-missing"),
-    pytest.param(printer('match = "3f0/4117/*"', name="a")
-                 + printer('match = "3f0/517/*"', name="a").replace('"a"', '"a"  # <-'),
+    pytest.param(printer('serial = "A"', name="a")
+                 + '[[printer]]\nname = "a"  # <-\nserial = "B"\n',
                  "name", "a", "unique", id="name-duplicate"),
     pytest.param(printer('serial = "A"', "port = 9101", name="a")
                  + printer('serial = "B"', "port = 9101  # <-", name="b"),
