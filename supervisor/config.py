@@ -33,7 +33,10 @@ class DaemonSettings:
     event_source: EventSource = "udev"
     sysfs: Path = Path("/sys")
     devfs: Path = Path("/dev")
-    firmware_dirs: tuple[Path, ...] = (Path("/lib/firmware/hp"), Path("/usr/share/foo2zjs/firmware"))
+    firmware_dirs: tuple[Path, ...] = (
+        Path("/lib/firmware/hp"),
+        Path("/usr/share/foo2zjs/firmware"),
+    )
     auto: bool = True
     base_port: int = 9100
     bind: tuple[str, ...] = ("::",)

@@ -102,7 +102,7 @@ class Log:
         """The `count`-th matching record, once it is there."""
         found = wait_until(lambda: len(self.events(event, **fields)) >= count and
                            self.events(event, **fields), timeout_s,
-                           f"{count}× {event} {fields or ''} in {self.path}")
+                           f"{count} x {event} {fields or ''} in {self.path}")
         return dict(found[count - 1])
 
 

@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from harness import ServiceThread, free_port, require_peer, send_job, wait_until

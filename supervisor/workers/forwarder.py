@@ -1,4 +1,4 @@
-"""The AppSocket/JetDirect forwarder of one printer: listeners, the client queue, one job at a time."""
+"""The AppSocket/JetDirect forwarder of a printer: listeners, client queue, one job at a time."""
 
 from __future__ import annotations
 

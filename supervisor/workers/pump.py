@@ -6,6 +6,7 @@ block, so a fast sink costs one recv and one write per chunk. `abort()` from any
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import select
@@ -70,10 +71,8 @@ class Pump:
         """Stop the job as soon as possible; `run` then raises JobError(reason)."""
         if self._abort_reason is None:
             self._abort_reason = reason
-        try:
+        with contextlib.suppress(OSError):  # already closed: the pump has finished
             os.write(self._wake_w, b"!")
-        except OSError:
-            pass  # already closed: the pump has finished
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> PumpResult:
@@ -225,10 +224,8 @@ def _register(poll: select.poll, fd: int, events: int) -> None:
     if events:
         poll.register(fd, events)
     else:
-        try:
+        with contextlib.suppress(KeyError):
             poll.unregister(fd)
-        except KeyError:
-            pass
 
 
 def _describe(exc: OSError) -> str:
