@@ -1,7 +1,9 @@
 """The byte pump of one job: client socket ⇄ printer device, run in a thread with blocking poll.
 
 Both fds are non-blocking; the pump tries each transfer first and polls only when one would
-block, so a fast sink costs one recv and one write per chunk. `abort()` from any thread wakes it.
+block, so a fast sink costs one recv and one write per chunk. When the device is a pipe (a FIFO
+feeding another program) the kernel moves the bytes itself with splice(2): no copy through
+Python at all. `abort()` from any thread wakes the pump.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import errno
 import os
 import select
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -60,6 +63,9 @@ class Pump:
         self._out_buf = memoryview(bytearray(BACKCHANNEL_CHUNK_BYTES))
         self._to_client = self._out_buf[:0]
         self._client_eof = False
+        # A pipe as the device: socket → pipe by splice(2), zero-copy (usblp has no splice).
+        self._splice = stat.S_ISFIFO(os.fstat(device_fd).st_mode)
+        self._device_full = False  # a splice would block on the device, not on the client
         self._client_writable = True
         self._dev_read_after = 0.0
         self._last_client_rx = time.monotonic()
@@ -99,7 +105,7 @@ class Pump:
         """One round of attempts; True when any bytes moved."""
         moved = False
         if not self._to_dev and not self._client_eof:
-            moved |= self._recv_client()
+            moved |= self._splice_client() if self._splice else self._recv_client()
         if self._to_dev:
             moved |= self._write_device()
         if self._backchannel:
@@ -139,6 +145,29 @@ class Pump:
         if n == 0:
             self._client_eof = True
         self._to_dev = self._in_buf[:n]
+        return True
+
+    def _splice_client(self) -> bool:
+        try:
+            n = os.splice(self._sock.fileno(), self._dev, CHUNK_BYTES,
+                          flags=os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK)
+        except BlockingIOError:
+            # Either side may be the one that would block: ask the pipe, it is cheap.
+            self._device_full = not _poll_now(self._dev, _OUT)
+            return False
+        except InterruptedError:
+            return True
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:  # this pair cannot splice: copy through a buffer
+                self._splice = False
+                return True
+            if exc.errno in DEVICE_GONE_ERRNOS:
+                raise JobError(f"printer write failed: {_describe(exc)}",
+                               device_lost=True) from None
+            raise JobError(f"client connection failed: {_describe(exc)}") from None
+        self._last_client_rx = time.monotonic()
+        self._client_eof = n == 0
+        self.bytes_in += n
         return True
 
     def _write_device(self) -> bool:
@@ -193,16 +222,18 @@ class Pump:
     # -- waiting -----------------------------------------------------------------------------
     def _idle_deadline(self) -> float | None:
         """When a silent client is given up on; None while we, not the client, are the holdup."""
-        if self._to_dev or self._client_eof:
+        if self._to_dev or self._client_eof or self._device_full:
             return None
         return self._last_client_rx + self._idle_timeout_s
 
     def _wait(self, deadline: float | None) -> None:
         poll = self._poll
-        sock_events = (0 if self._to_dev or self._client_eof else _IN) | (
+        device_busy = bool(self._to_dev) or self._device_full
+        self._device_full = False
+        sock_events = (0 if device_busy or self._client_eof else _IN) | (
             _OUT if self._to_client else 0
         )
-        dev_events = _OUT if self._to_dev else 0
+        dev_events = _OUT if device_busy else 0
         now = time.monotonic()
         if self._backchannel and not self._to_client:
             if now >= self._dev_read_after:
@@ -226,6 +257,13 @@ def _register(poll: select.poll, fd: int, events: int) -> None:
     else:
         with contextlib.suppress(KeyError):
             poll.unregister(fd)
+
+
+def _poll_now(fd: int, events: int) -> bool:
+    """Is `fd` ready for `events` right now?"""
+    probe = select.poll()
+    probe.register(fd, events)
+    return bool(probe.poll(0))
 
 
 def _describe(exc: OSError) -> str:
