@@ -1,156 +1,208 @@
-"""The composition root: printers, their state machine and forwarders; start-up and shutdown."""
+"""The composition root: sources → registry → printers' tasks; start-up and shutdown order."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-from collections.abc import Callable
-from typing import Final
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final
 
 import structlog
 
 from supervisor import __version__
-from supervisor.config import PrinterSettings, Settings
-from supervisor.core.machine import LISTENING_STATES, Printer, StateChange, build_machine
-from supervisor.core.ports import assign_ports
-from supervisor.workers.forwarder import Forwarder, JobOutcome
+from supervisor.config import Settings
+from supervisor.core.catalog import load_catalog
+from supervisor.core.devices import Snapshot
+from supervisor.core.events import EventError, parse_event
+from supervisor.core.machine import build_machine
+from supervisor.core.registry import Gone, Present, Registry
+from supervisor.core.status import DaemonStatus, PrinterStatus, status_document
+from supervisor.runtime import PrinterRuntime
+from supervisor.sources.control import ControlServer, RequestError
+from supervisor.sources.monitor import MonitorSource, open_monitor
+from supervisor.sources.statefile import load_ports, save_ports
+from supervisor.sources.sysfs import scan
 
 SHUTDOWN_GRACE_S: Final = 10.0  # a running job may finish this long after SIGTERM
-FORWARDER_RESTART_S: Final = 1.0
+RESCAN_SETTLE_S: Final = 0.01  # events this close together make one rescan
+NODE_POLL_S: Final = 0.1  # a printer seen without its lp node is looked at again this often
+NODE_WAIT_S: Final = 10.0  # ...for this long after it was first seen
 
 log = structlog.get_logger("supervisor")
 
-
-class PrinterRuntime:
-    """One configured printer at run time: its model and the forwarder task it owns."""
-
-    def __init__(self, settings: PrinterSettings, port: int, *, bind: tuple[str, ...],
-                 rescan: Callable[[], None]) -> None:
-        self.settings = settings
-        self.port = port
-        self.bind = bind
-        self.model = Printer(settings.name, listener=self._on_change)
-        self._rescan = rescan
-        self._forwarder: Forwarder | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._stops: set[asyncio.Task[None]] = set()  # stops in flight, kept from the GC
-        self._log = log.bind(printer=settings.name)
-
-    # -- state changes ----------------------------------------------------------------------
-    def _on_change(self, change: StateChange) -> None:
-        self._log.info("state_changed", **{"from": change.source}, to=change.dest,
-                       trigger=change.trigger)
-        listening = change.dest in LISTENING_STATES
-        if listening and self._task is None:
-            self._task = asyncio.create_task(self._serve(), name=f"forwarder-{self.model.name}")
-        elif not listening and self._task is not None:
-            task, forwarder = self._task, self._forwarder
-            self._task = self._forwarder = None
-            stopping = asyncio.create_task(_stop(task, forwarder, grace_s=0.0,
-                                                 reason=f"printer {change.trigger}"))
-            self._stops.add(stopping)
-            stopping.add_done_callback(self._stops.discard)
-
-    async def _serve(self) -> None:
-        """The forwarder, restarted after an unexpected failure (a bug must not end the service)."""
-        assert self.settings.device is not None
-        while True:
-            self._forwarder = Forwarder(self.settings, device=self.settings.device,
-                                        port=self.port, bind=self.bind, owner=self)
-            try:
-                await self._forwarder.run()
-                return
-            except Exception as exc:
-                self._log.exception("forwarder_crashed", error=repr(exc))
-                self.model.error = f"internal error: {exc!r}"
-                await asyncio.sleep(FORWARDER_RESTART_S)
-
-    async def shutdown(self, grace_s: float) -> None:
-        """Stop accepting, let a running job finish within `grace_s`, then end the forwarder."""
-        task, forwarder = self._task, self._forwarder
-        self._task = self._forwarder = None
-        if task is not None:
-            await _stop(task, forwarder, grace_s=grace_s, reason="service stopping")
-        if self._stops:
-            await asyncio.gather(*self._stops)
-
-    # -- what the forwarder reports ---------------------------------------------------------
-    async def job_started(self, client: str) -> None:
-        await self.model.job_started()
-
-    async def job_ended(self, outcome: JobOutcome) -> None:
-        if outcome.ok:
-            self.model.jobs += 1
-            self.model.bytes += outcome.bytes_in
-        await self.model.job_ended()
-        if outcome.device_lost:
-            self._rescan()
-
-    def listener_error(self, error: str | None) -> None:
-        self.model.error = error
-
-    def queue_length(self, waiting: int) -> None:
-        self.model.queued = waiting
-
-    # -- presence ---------------------------------------------------------------------------
-    async def check_static_presence(self) -> None:
-        """A printer with a fixed node and no match is present while the node exists."""
-        if not self.settings.is_static or self.settings.device is None:
-            return
-        present = self.settings.device.exists()
-        if present and self.model.state == "absent":
-            await self.model.plug()
-        elif not present and self.model.state != "absent":
-            await self.model.unplug()
+MonitorOpener = Callable[[str], Any]
 
 
-async def _stop(task: asyncio.Task[None], forwarder: Forwarder | None, *, grace_s: float,
-                reason: str) -> None:
-    if forwarder is not None:
-        await forwarder.stop(grace_s=grace_s, reason=reason)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+class StartupError(Exception):
+    """The service cannot start; the message says why and what to do."""
 
 
 class Service:
     """`supervisorctl run`: everything the service does, until `stop` is set."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, open_monitor: MonitorOpener = open_monitor) -> None:
         self.settings = settings
+        self.registry = Registry(settings, load_ports(settings.daemon.state_dir))
         self.printers: dict[str, PrinterRuntime] = {}
+        self._open_monitor = open_monitor
+        self._machine = build_machine()
+        self._catalog = load_catalog()
         self._rescan_wanted = asyncio.Event()
+        self._incomplete: dict[str, float] = {}  # port path → first seen without its node
+        self._started = time.monotonic()
+        self._memory = dict(self.registry.remembered)
+        self.reconciles = 0
 
+    # -- lifecycle ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, *, grace_s: float = SHUTDOWN_GRACE_S) -> None:
-        machine = build_machine()
         daemon = self.settings.daemon
-        ports = assign_ports(self.settings.printers, daemon.base_port)
-        for ps in self.settings.printers:
-            runtime = PrinterRuntime(ps, ports[ps.name], bind=daemon.bind,
-                                     rescan=self._rescan_wanted.set)
-            machine.add_model(runtime.model)
-            self.printers[ps.name] = runtime
-        log.info("daemon_started", version=__version__, pid=os.getpid(),
-                 config=str(self.settings.source) if self.settings.source else None,
-                 printers=len(self.printers))
-        await self._rescan()
-        rescans = asyncio.create_task(self._rescan_loop())
+        for entry in self.registry.entries.values():
+            self._add_runtime(entry.name)
+        control = ControlServer(daemon.control_socket, self._handle_request,
+                                on_rejected=self._rejected)
         try:
+            await control.start()
+        except Exception as exc:
+            raise StartupError(f"cannot listen on the control socket {daemon.control_socket}: "
+                               f"{exc}") from exc
+        source = self._open_source()
+        rescans: asyncio.Task[None] | None = None
+        try:
+            await self._reconcile()
+            # Up: the control socket listens, the event source is open, the first scan is done.
+            log.info("daemon_started", version=__version__, pid=os.getpid(),
+                     config=str(self.settings.source) if self.settings.source else None,
+                     event_source=daemon.event_source, printers=len(self.printers))
+            rescans = asyncio.create_task(self._rescan_loop(), name="rescan")
             await stop.wait()
         finally:
-            rescans.cancel()
             log.info("daemon_stopping", grace_s=grace_s)
+            if source is not None:
+                source.close()
+            if rescans is not None:
+                rescans.cancel()
             await asyncio.gather(*(p.shutdown(grace_s) for p in self.printers.values()))
+            await control.close()
             for runtime in self.printers.values():
-                machine.remove_model(runtime.model)
+                self._machine.remove_model(runtime.model)
 
-    async def _rescan(self) -> None:
-        for runtime in self.printers.values():
-            await runtime.check_static_presence()
+    def _open_source(self) -> MonitorSource | None:
+        kind = self.settings.daemon.event_source
+        if kind == "none":
+            return None
+        try:
+            monitor = self._open_monitor(kind)
+        except Exception as exc:
+            raise StartupError(f"cannot open the {kind} event source: {exc}; "
+                               'set [daemon] event_source = "none" to rely on '
+                               "`supervisorctl notify`") from exc
+        source = MonitorSource(monitor, lambda env: self.hotplug(env, origin=kind))
+        source.attach(asyncio.get_running_loop())
+        return source
+
+    def _add_runtime(self, name: str) -> PrinterRuntime:
+        daemon = self.settings.daemon
+        runtime = PrinterRuntime(self.registry.entries[name], bind=daemon.bind,
+                                 firmware_dirs=daemon.firmware_dirs, catalog=self._catalog,
+                                 rescan=self._rescan_wanted.set)
+        self._machine.add_model(runtime.model)
+        self.printers[name] = runtime
+        return runtime
+
+    # -- events ------------------------------------------------------------------------------
+    def hotplug(self, env: Mapping[str, str], *, origin: str) -> None:
+        """A uevent from any source: a hint to rescan, if it concerns USB printers."""
+        try:
+            event = parse_event(env, self.settings.daemon.devfs)
+        except EventError as exc:
+            if origin == "notify":
+                raise
+            log.warning("hotplug_invalid", source=origin, error=str(exc))
+            return
+        if not event.relevant:
+            log.debug("hotplug_ignored", source=origin, **event.describe())
+            return
+        log.info("hotplug_received", source=origin, **event.describe())
+        self._rescan_wanted.set()
 
     async def _rescan_loop(self) -> None:
         while True:
-            await self._rescan_wanted.wait()
+            try:
+                timeout = NODE_POLL_S if self._incomplete else None
+                await asyncio.wait_for(self._rescan_wanted.wait(), timeout)
+                await asyncio.sleep(RESCAN_SETTLE_S)  # let the rest of a burst arrive
+            except TimeoutError:
+                pass
             self._rescan_wanted.clear()
-            await self._rescan()
+            await self._reconcile()
+
+    async def _reconcile(self) -> None:
+        """Scan the device tree and act on the difference: the one place printers change."""
+        snapshot = await asyncio.to_thread(self._scan)
+        self.reconciles += 1
+        for decision in self.registry.reconcile(snapshot):
+            runtime = self.printers.get(decision.name) or self._add_runtime(decision.name)
+            try:
+                if isinstance(decision, Present):
+                    await runtime.plugged()
+                elif isinstance(decision, Gone):
+                    await runtime.unplugged()
+            except Exception as exc:  # one printer's failure never stops another
+                log.exception("printer_failed", printer=decision.name, error=repr(exc))
+                runtime.model.error = f"internal error: {exc!r}"
+        self._track_incomplete(snapshot)
+        self._remember()
+
+    def _scan(self) -> Snapshot:
+        daemon = self.settings.daemon
+        statics = [p.device for p in self.settings.printers if p.is_static and p.device]
+        found = scan(daemon.sysfs, daemon.devfs)
+        nodes = [*statics, *(p.node for p in found.printers if p.node is not None)]
+        return Snapshot(found.printers, frozenset(n for n in nodes if n.exists()))
+
+    def _track_incomplete(self, snapshot: Snapshot) -> None:
+        """Printers seen without a usable lp node are polled briefly, never slept on."""
+        now = time.monotonic()
+        seen = {p.port_path for p in snapshot.printers
+                if p.node is None or p.node not in snapshot.existing_nodes}
+        self._incomplete = {path: self._incomplete.get(path, now) for path in seen
+                            if now - self._incomplete.get(path, now) < NODE_WAIT_S}
+
+    def _remember(self) -> None:
+        memory = self.registry.memory()
+        if memory == self._memory:
+            return
+        try:
+            save_ports(self.settings.daemon.state_dir, memory)
+            self._memory = memory
+        except OSError as exc:
+            log.error("state_file_unwritable", path=str(self.settings.daemon.state_dir),
+                      error=str(exc))
+
+    # -- control socket ----------------------------------------------------------------------
+    async def _handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request["cmd"]
+        if cmd == "status":
+            return {"ok": True, **self.status()}
+        if cmd == "notify":
+            event = request.get("event")
+            if not isinstance(event, dict) or not all(
+                    isinstance(k, str) and isinstance(v, str) for k, v in event.items()):
+                raise RequestError('"event" must be an object of string KEY: VALUE pairs')
+            try:
+                self.hotplug(event, origin="notify")
+            except EventError as exc:
+                raise RequestError(str(exc)) from None
+            return {"ok": True}
+        raise RequestError(f"unknown command {cmd!r}; known: status, notify")
+
+    def _rejected(self, error: str) -> None:
+        log.warning("notify_rejected", error=error)
+
+    def status(self) -> dict[str, Any]:
+        daemon = DaemonStatus(version=__version__, pid=os.getpid(),
+                              event_source=self.settings.daemon.event_source,
+                              uptime_s=round(time.monotonic() - self._started, 1))
+        printers: list[PrinterStatus] = [p.status() for p in self.printers.values()]
+        return status_document(daemon, printers)

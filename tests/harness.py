@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from supervisor.app import Service
+from supervisor.cli import request
 from supervisor.config import load_settings
 from supervisor.observe.logs import configure_logging, reset_logging
 
@@ -126,12 +127,14 @@ class ServiceThread:
     """The real Service on its own event loop in a thread, stopped like SIGTERM would."""
 
     def __init__(self, root: Path, printers: list[Mapping[str, object]], *,
-                 grace_s: float = 5.0, **daemon: object) -> None:
+                 grace_s: float = 5.0, open_monitor: Callable[[str], Any] | None = None,
+                 **daemon: object) -> None:
         self.root = root
         self.config = write_config(root / "config.toml", daemon_defaults(root, **daemon),
                                    printers)
         self.log = Log(root / "events.jsonl")
         self.grace_s = grace_s
+        self.open_monitor = open_monitor
         self.service: Service | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -141,7 +144,8 @@ class ServiceThread:
     def start(self) -> ServiceThread:
         settings = load_settings(self.config, required=True)
         configure_logging(settings.daemon.log_file, max_bytes=settings.daemon.log_max_bytes)
-        self.service = Service(settings)
+        self.service = (Service(settings, open_monitor=self.open_monitor) if self.open_monitor
+                        else Service(settings))
         started = threading.Event()
 
         async def main() -> None:
@@ -158,9 +162,10 @@ class ServiceThread:
                 self._error = exc
 
         self._thread = threading.Thread(target=target, name="service", daemon=True)
+        earlier = len(self.log.events("daemon_started"))  # a restart shares the log file
         self._thread.start()
         started.wait(WAIT_S)
-        self.log.wait_for("daemon_started")
+        self.log.wait_for("daemon_started", count=earlier + 1)
         return self
 
     def request_stop(self) -> None:
@@ -179,6 +184,24 @@ class ServiceThread:
         assert not alive, "the service did not stop"
         if self._error is not None:
             raise self._error
+
+    def request(self, message: Mapping[str, object]) -> dict[str, Any]:
+        """One control-socket request, as `supervisorctl` sends it."""
+        return request(str(self.root / "control.sock"), dict(message))
+
+    def notify(self, env: Mapping[str, str]) -> dict[str, Any]:
+        return self.request({"v": 1, "cmd": "notify", "event": dict(env)})
+
+    def status(self, name: str | None = None) -> Any:
+        """The status document, or one printer's entry in it."""
+        document = self.request({"v": 1, "cmd": "status"})
+        if name is None:
+            return document
+        return next((p for p in document["printers"] if p["name"] == name), None)
+
+    def wait_state(self, name: str, state: str, timeout_s: float = WAIT_S) -> dict[str, Any]:
+        return dict(wait_until(lambda: (p := self.status(name)) and p["state"] == state and p,
+                               timeout_s, f"printer {name} to be {state}"))
 
     @property
     def stopped(self) -> bool:

@@ -1,0 +1,54 @@
+"""What `status` reports (SPEC §6), built from the registry and the printers' models."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    """One printer's line in `status`; unknown values are None."""
+
+    name: str
+    state: str
+    product: str | None
+    serial: str | None
+    device: str | None
+    port: int
+    bidirectional: bool
+    firmware: str | None
+    jobs: int
+    bytes: int
+    queued: int
+    error: str | None
+    since: str
+
+
+@dataclass(frozen=True)
+class DaemonStatus:
+    version: str
+    pid: int
+    event_source: str
+    uptime_s: float
+
+
+def iso_utc(moment: datetime) -> str:
+    """`2026-11-23T12:00:00Z`: whole seconds, UTC, as the status contract shows."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_document(daemon: DaemonStatus, printers: list[PrinterStatus]) -> dict[str, Any]:
+    """The object `status --json` prints."""
+    return {"daemon": asdict(daemon), "printers": [asdict(p) for p in printers]}
+
+
+def status_line(printers: list[PrinterStatus]) -> str:
+    """One line for systemd's STATUS= and logs: how many printers are in which state."""
+    if not printers:
+        return "no printers yet"
+    counts: dict[str, int] = {}
+    for p in printers:
+        counts[p.state] = counts.get(p.state, 0) + 1
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))

@@ -1,0 +1,211 @@
+"""One printer at run time: its model, and the tasks it owns (firmware push, forwarder)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import structlog
+
+from supervisor.core.catalog import FirmwareEntry, firmware_for, firmware_loaded
+from supervisor.core.machine import (
+    ABSENT,
+    FIRMWARE_NEEDED,
+    LISTENING_STATES,
+    Printer,
+    StateChange,
+)
+from supervisor.core.registry import Entry
+from supervisor.core.status import PrinterStatus, iso_utc
+from supervisor.workers.firmware import (
+    FirmwareError,
+    find_firmware,
+    push_firmware,
+    read_device_id,
+)
+from supervisor.workers.forwarder import Forwarder, JobOutcome
+
+FORWARDER_RESTART_S: Final = 1.0
+FIRMWARE_DEADLINE_S: Final = 120.0  # retries of a transient failure stop after this long
+FIRMWARE_FIRST_RETRY_S: Final = 1.0
+FIRMWARE_MAX_RETRY_S: Final = 15.0
+
+log = structlog.get_logger("supervisor.printer")
+
+
+class PrinterRuntime:
+    """Drives one printer: plug/unplug decisions in, state changes out to its tasks."""
+
+    def __init__(self, entry: Entry, *, bind: tuple[str, ...], firmware_dirs: Sequence[Path],
+                 catalog: Sequence[FirmwareEntry], rescan: Callable[[], None]) -> None:
+        self.entry = entry
+        self.bind = bind
+        self.firmware_dirs = firmware_dirs
+        self.catalog = catalog
+        self.model = Printer(entry.name, listener=self._on_change)
+        self.firmware: str | None = None  # the file this printer gets, once it is known
+        self._rescan = rescan
+        self._forwarder: Forwarder | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._stops: set[asyncio.Task[None]] = set()
+        self._log = log.bind(printer=entry.name)
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    # -- decisions from the registry ----------------------------------------------------------
+    async def plugged(self) -> None:
+        """The registry found this printer at `entry.node`: decide on firmware and plug."""
+        usb, node = self.entry.usb, self.entry.node
+        assert node is not None
+        product = usb.product if usb else None
+        self.firmware = firmware_for(self.entry.settings.firmware, product, self.catalog)
+        needs = False
+        if self.firmware is not None:
+            device_id = await asyncio.to_thread(read_device_id, node)
+            if device_id is None and usb is not None:
+                device_id = usb.device_id  # usblp's cached copy: fine before a push
+            needs = firmware_loaded(device_id) is not True
+        self.model.firmware_required = needs
+        self.model.error = None
+        await self.model.plug()
+
+    async def unplugged(self) -> None:
+        await self.model.unplug()
+
+    # -- state changes ----------------------------------------------------------------------
+    def _on_change(self, change: StateChange) -> None:
+        self._log.info("state_changed", **{"from": change.source}, to=change.dest,
+                       trigger=change.trigger)
+        if change.dest == FIRMWARE_NEEDED:
+            self._start("firmware", self._push_firmware())
+        elif change.dest == ABSENT:
+            self._cancel("firmware")
+        if change.dest in LISTENING_STATES:
+            self._start("forwarder", self._serve())
+        elif "forwarder" in self._tasks:
+            self._stop_forwarder(grace_s=0.0, reason=f"printer {change.trigger}")
+
+    def _start(self, kind: str, work: Coroutine[Any, Any, None]) -> None:
+        if kind in self._tasks:
+            work.close()
+            return
+        task = asyncio.create_task(work, name=f"{kind}-{self.name}")
+        self._tasks[kind] = task
+        task.add_done_callback(lambda t: self._tasks.pop(kind, None) if
+                               self._tasks.get(kind) is t else None)
+
+    def _cancel(self, kind: str) -> None:
+        task = self._tasks.pop(kind, None)
+        if task is not None:
+            task.cancel()
+
+    def _stop_forwarder(self, *, grace_s: float, reason: str) -> asyncio.Task[None] | None:
+        task, forwarder = self._tasks.pop("forwarder", None), self._forwarder
+        self._forwarder = None
+        if task is None:
+            return None
+        stopping = asyncio.create_task(_stop(task, forwarder, grace_s=grace_s, reason=reason))
+        self._stops.add(stopping)
+        stopping.add_done_callback(self._stops.discard)
+        return stopping
+
+    async def shutdown(self, grace_s: float) -> None:
+        """Stop accepting, let a running job finish within `grace_s`, end every task."""
+        self._cancel("firmware")
+        self._stop_forwarder(grace_s=grace_s, reason="service stopping")
+        if self._stops:
+            await asyncio.gather(*self._stops)
+
+    # -- the tasks --------------------------------------------------------------------------
+    async def _serve(self) -> None:
+        """The forwarder, restarted after an unexpected failure (a bug must not end the service)."""
+        node = self.entry.node
+        assert node is not None
+        while True:
+            self._forwarder = Forwarder(self.entry.settings, device=node,
+                                        port=self.entry.port, bind=self.bind, owner=self)
+            try:
+                await self._forwarder.run()
+                return
+            except Exception as exc:
+                self._log.exception("forwarder_crashed", error=repr(exc))
+                self.model.error = f"internal error: {exc!r}"
+                await asyncio.sleep(FORWARDER_RESTART_S)
+
+    async def _push_firmware(self) -> None:
+        """Push until loaded, retrying transient failures; a permanent one parks the printer."""
+        node, name = self.entry.node, self.firmware
+        assert node is not None and name is not None
+        deadline = time.monotonic() + FIRMWARE_DEADLINE_S
+        delay = FIRMWARE_FIRST_RETRY_S
+        while True:
+            try:
+                blob = find_firmware(name, self.firmware_dirs)
+                self._log.info("firmware_push_started", firmware=str(blob), device=str(node))
+                result = await push_firmware(node, blob,
+                                             deadline_s=max(1.0, deadline - time.monotonic()))
+            except FirmwareError as exc:
+                self.model.error = str(exc)
+                retry = not exc.permanent and time.monotonic() + delay < deadline
+                self._log.error("firmware_failed", error=str(exc), permanent=exc.permanent,
+                                retry_s=delay if retry else None)
+                if not retry:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, FIRMWARE_MAX_RETRY_S)
+                continue
+            self._log.info("firmware_pushed", firmware=str(blob), bytes=result.bytes_written,
+                           seconds=round(result.seconds, 3), verified_by=result.verified_by)
+            self.model.error = None
+            await self.model.firmware_loaded()
+            return
+
+    # -- what the forwarder reports ---------------------------------------------------------
+    async def job_started(self, client: str) -> None:
+        await self.model.job_started()
+
+    async def job_ended(self, outcome: JobOutcome) -> None:
+        if outcome.ok:
+            self.model.jobs += 1
+            self.model.bytes += outcome.bytes_in
+        await self.model.job_ended()
+        if outcome.device_lost:
+            self._rescan()
+
+    def listener_error(self, error: str | None) -> None:
+        self.model.error = error
+
+    def queue_length(self, waiting: int) -> None:
+        self.model.queued = waiting
+
+    # -- status -----------------------------------------------------------------------------
+    def status(self) -> PrinterStatus:
+        usb, settings = self.entry.usb, self.entry.settings
+        device = self.entry.node or settings.device
+        return PrinterStatus(
+            name=self.name, state=self.model.state,
+            product=usb.product if usb else None,
+            serial=usb.serial if usb else settings.serial,
+            device=str(device) if device else None,
+            port=self.entry.port, bidirectional=settings.bidirectional,
+            firmware=self.firmware if self.firmware and "/" not in self.firmware
+            else (Path(self.firmware).name if self.firmware else None),
+            jobs=self.model.jobs, bytes=self.model.bytes, queued=self.model.queued,
+            error=self.model.error, since=iso_utc(self.model.since),
+        )
+
+
+async def _stop(task: asyncio.Task[None], forwarder: Forwarder | None, *, grace_s: float,
+                reason: str) -> None:
+    if forwarder is not None:
+        await forwarder.stop(grace_s=grace_s, reason=reason)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+

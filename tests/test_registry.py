@@ -1,0 +1,137 @@
+"""The registry as tables: snapshots in, Present/Gone decisions and stable ports out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from supervisor.config import parse_settings
+from supervisor.core.devices import Snapshot, UsbPrinter
+from supervisor.core.registry import Gone, Present, Registry, Remembered
+
+DEV = Path("/dev")
+
+
+def usb(port_path: str, serial: str | None, lp: str | None = "lp0", pid: int = 0x4117,
+        model: str = "HP LaserJet 1018") -> UsbPrinter:
+    return UsbPrinter(port_path=port_path, vendor_id=0x3F0, product_id=pid, bcd_device=0x100,
+                      serial=serial, model=model, protocol=2,
+                      node=DEV / "usb" / lp if lp else None)
+
+
+def snap(*printers: UsbPrinter, extra: tuple[Path, ...] = ()) -> Snapshot:
+    nodes = {p.node for p in printers if p.node is not None} | set(extra)
+    return Snapshot(printers, frozenset(nodes))
+
+
+def registry(toml: str = "", remembered: dict[str, Remembered] | None = None) -> Registry:
+    return Registry(parse_settings(toml), dict(remembered or {}))
+
+
+def test_auto_serves_an_unconfigured_printer_from_base_port() -> None:
+    reg = registry()
+    a = usb("2-1", "A1")
+    assert reg.reconcile(snap(a)) == [Present("hp-laserjet-1018", DEV / "usb/lp0", a)]
+    assert reg.entries["hp-laserjet-1018"].port == 9100
+    assert reg.reconcile(snap(a)) == []  # nothing changed: no decision
+
+
+def test_auto_off_ignores_unconfigured_printers() -> None:
+    assert registry("[daemon]\nauto = false\n").reconcile(snap(usb("2-1", "A1"))) == []
+
+
+def test_a_printer_is_present_only_once_its_node_exists() -> None:
+    reg = registry()
+    assert reg.reconcile(snap(usb("2-1", "A1", lp=None))) == []
+    without_devfs_node = Snapshot((usb("2-1", "A1"),), frozenset())
+    assert reg.reconcile(without_devfs_node) == []
+    assert [type(d) for d in reg.reconcile(snap(usb("2-1", "A1")))] == [Present]
+
+
+def test_unplug_and_a_lost_remove_both_end_in_gone() -> None:
+    reg = registry()
+    reg.reconcile(snap(usb("2-1", "A1")))
+    assert reg.reconcile(snap()) == [Gone("hp-laserjet-1018")]
+    assert reg.reconcile(snap()) == []
+
+
+def test_node_gone_without_unplug_is_gone_and_rebinding_is_present_again() -> None:
+    reg = registry()
+    reg.reconcile(snap(usb("2-1", "A1")))
+    assert reg.reconcile(snap(usb("2-1", "A1", lp=None))) == [Gone("hp-laserjet-1018")]
+    assert [type(d) for d in reg.reconcile(snap(usb("2-1", "A1", lp="lp3")))] == [Present]
+
+
+def test_identical_printers_told_apart_by_serial_keep_names_and_ports_across_replugs() -> None:
+    reg = registry()
+    a, b = usb("2-1", "AAAA", "lp0"), usb("2-2", "BBBB", "lp1")
+    reg.reconcile(snap(a, b))
+    before = {e.identity: (e.name, e.port) for e in reg.entries.values()}
+    reg.reconcile(snap())
+    # Replugged the other way round: B gets lp0 and the lower port path.
+    reg.reconcile(snap(usb("2-1", "BBBB", "lp0"), usb("2-2", "AAAA", "lp1")))
+    after = {e.identity: (e.name, e.port) for e in reg.entries.values()}
+    assert after == before
+    assert sorted(p for _, p in after.values()) == [9100, 9101]
+
+
+def test_ports_survive_a_restart_through_the_memory() -> None:
+    first = registry()
+    first.reconcile(snap(usb("2-1", "AAAA", "lp0"), usb("2-2", "BBBB", "lp1")))
+    memory = first.memory()
+    restarted = registry(remembered=memory)
+    decisions = restarted.reconcile(snap(usb("2-2", "BBBB", "lp0")))  # only B, first
+    assert [d.name for d in decisions] == [memory["03f0:4117:BBBB"].name]
+    assert restarted.entries[decisions[0].name].port == memory["03f0:4117:BBBB"].port
+    # A new printer never takes a remembered port, even while its owner is away.
+    new = restarted.reconcile(snap(usb("2-2", "BBBB", "lp0"), usb("3-1", "CCCC", "lp1",
+                                                                   pid=0x2B17, model="HP 1020")))
+    assert restarted.entries[new[0].name].port == 9102
+
+
+def test_configured_entries_match_by_serial_before_a_bare_glob() -> None:
+    reg = registry('''
+[[printer]]
+name = "any-1018"
+match = "3f0/4117/*"
+[[printer]]
+name = "office"
+match = "3f0/4117/*"
+serial = "BBBB"
+port = 9105
+''')
+    a, b = usb("2-1", "AAAA", "lp0"), usb("2-2", "BBBB", "lp1")
+    decisions = reg.reconcile(snap(a, b))
+    assert {d.name: d.usb.serial for d in decisions if isinstance(d, Present) and d.usb} == {
+        "any-1018": "AAAA", "office": "BBBB"}
+    assert reg.entries["office"].port == 9105
+    assert reg.entries["any-1018"].port == 9100
+
+
+def test_configured_device_overrides_the_node_found() -> None:
+    reg = registry('[[printer]]\nname = "lj"\nmatch = "3f0/4117/*"\ndevice = "/dev/lj"\n')
+    decisions = reg.reconcile(snap(usb("2-1", "A1")))
+    assert decisions == [Present("lj", Path("/dev/lj"), usb("2-1", "A1"))]
+
+
+def test_static_printer_follows_its_node() -> None:
+    reg = registry('[[printer]]\nname = "lp0"\ndevice = "/dev/usb/lp0"\nport = 9100\n')
+    assert reg.reconcile(snap(extra=(Path("/dev/usb/lp0"),))) == [
+        Present("lp0", Path("/dev/usb/lp0"), None)]
+    assert reg.reconcile(snap()) == [Gone("lp0")]
+
+
+def test_remembered_port_now_configured_for_another_printer_is_forgotten() -> None:
+    reg = registry('[[printer]]\nname = "lj"\nmatch = "3f0/2b17/*"\nport = 9100\n',
+                   remembered={"03f0:4117:A1": Remembered("hp-laserjet-1018", 9100)})
+    reg.reconcile(snap(usb("2-1", "A1")))
+    assert reg.entries["lj"].port == 9100
+    assert reg.entries["hp-laserjet-1018"].port == 9101
+
+
+def test_replacement_device_on_the_same_entry_is_gone_then_present() -> None:
+    reg = registry()
+    reg.reconcile(snap(usb("2-1", None, "lp0")))
+    name = next(iter(reg.entries))
+    decisions = reg.reconcile(snap(usb("2-1", None, "lp1")))
+    assert [type(d) for d in decisions] == [Gone, Present]
+    assert all(d.name == name for d in decisions)
