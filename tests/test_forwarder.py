@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -251,3 +252,54 @@ def test_stop_aborts_a_job_that_outlives_the_grace(printer: VirtualPrinter,
         printer.wait_for_bytes(14)
         service.stop()
         assert "service stopping" in service.log.wait_for("job_failed")["error"]
+
+
+def test_a_pipe_as_the_device_gets_every_byte_by_splice(tmp_path: Path,
+                                                         start_service: StartService) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # the program the pipe feeds
+    port = free_port()
+    service = start_service([{"name": "pipe", "device": str(fifo), "port": port,
+                              "bidirectional": True}])
+    service.log.wait_for("listener_started")
+    job = os.urandom(3 << 20)
+    received = bytearray()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.setblocking(False)
+        view = memoryview(job)
+        while view or len(received) < len(job):
+            if view:
+                try:
+                    view = view[conn.send(view[:1 << 16]):]
+                except BlockingIOError:
+                    pass
+                if not view:
+                    conn.shutdown(socket.SHUT_WR)
+            try:
+                received += os.read(reader, 1 << 16)
+            except BlockingIOError:
+                time.sleep(0.001)
+        conn.setblocking(True)
+        assert conn.recv(1) == b""  # nothing read back from a pipe, and closed at the end
+    os.close(reader)
+    assert bytes(received) == job
+    assert service.log.wait_for("job_finished")["bytes_in"] == len(job)
+
+
+def test_a_pipe_whose_reader_went_away_fails_the_job_as_device_lost(
+        tmp_path: Path, start_service: StartService) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    port = free_port()
+    service = start_service([{"name": "pipe", "device": str(fifo), "port": port}])
+    service.log.wait_for("listener_started")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"a")
+        service.log.wait_for("job_started")
+        os.close(reader)
+        with contextlib.suppress(OSError):
+            for _ in range(100):
+                conn.sendall(b"x" * 65536)
+    assert "EPIPE" in service.log.wait_for("job_failed")["error"]
