@@ -1,4 +1,4 @@
-"""Events from every source reach the service: netlink (udev and kernel) and `supervisorctl notify`."""
+"""Events from every source reach the service: netlink (udev, kernel) and `supervisorctl notify`."""
 
 from __future__ import annotations
 
