@@ -1,8 +1,9 @@
-"""`supervisorctl demo`: the service, a virtual printer and a job, narrated step by step."""
+"""`supervisorctl demo`: plug → firmware → ready → job → unplug on a virtual printer, narrated."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -13,9 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, VirtualPrinter
+from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, FakeSysfs, VirtualUsbPrinter
 
 STEP_TIMEOUT_S: Final = 15.0
+NAME: Final = "laserjet"
+# A stand-in for sihp1018.dl: real firmware is proprietary, so the demo makes its own blob.
+FIRMWARE: Final = b"\x1b%-12345X@PJL ENTER LANGUAGE=ACL\r\n" + bytes(range(256)) * 64
 JOB: Final = (
     b"\x1b%-12345X@PJL JOB NAME=\"demo\"\r\n" + PJL_STATUS_QUERY + b"\r\n"
     + b"@PJL ENTER LANGUAGE=PCL\r\n"
@@ -71,8 +75,9 @@ class Demo:
         self.root = root
         self.log_file = root / "log" / "events.jsonl"
         self.config = root / "config.toml"
+        self.socket = root / "control.sock"
         self.port = free_port()
-        self.printer = VirtualPrinter(root / "dev")
+        self.usb = VirtualUsbPrinter(FakeSysfs(root / "sys"), root / "dev", firmware=FIRMWARE)
         self.service: subprocess.Popen[bytes] | None = None
         self.failed = False
 
@@ -84,70 +89,109 @@ class Demo:
     def play(self) -> int:
         print(f"printer-supervisor demo in {self.root}\n", flush=True)
         try:
-            if self.plug() and self.start() and self.print_a_job():
-                self.show_log()
+            steps = (self.start, self.plug, self.print_a_job, self.show_status, self.unplug,
+                     self.show_log)
+            for step in steps:
+                if not step():
+                    break
         finally:
             self.stop()
-            self.printer.close()
+            self.usb.close()
         print("\nall steps worked" if not self.failed else "\nsome steps FAILED", flush=True)
         return 1 if self.failed else 0
 
-    def plug(self) -> bool:
-        print("1. A virtual USB printer appears (a pty in raw mode standing in for usblp)")
-        self.printer.plug()
-        return self.say(self.printer.path.exists(),
-                        f"{self.printer.path} -> {self.printer.path.resolve()}")
-
     def start(self) -> bool:
-        print(f"\n2. The service starts with one p910nd-style printer on port {self.port}")
+        print(f"1. The service starts: one printer, an HP LaserJet 1018, on port {self.port}")
+        firmware_dir = self.root / "firmware"
+        firmware_dir.mkdir()
+        (firmware_dir / "sihp1018.dl").write_bytes(FIRMWARE)
         self.config.write_text(
             "[daemon]\n"
-            f'control_socket = "{self.root / "control.sock"}"\n'
+            f'control_socket = "{self.socket}"\n'
             f'log_file = "{self.log_file}"\n'
             f'state_dir = "{self.root / "state"}"\n'
-            'event_source = "none"\n'
+            'event_source = "none"   # events come from `supervisorctl notify`, as on OpenWrt\n'
+            f'sysfs = "{self.root / "sys"}"\n'
             f'devfs = "{self.root / "dev"}"\n'
+            f'firmware_dirs = ["{firmware_dir}"]\n'
             'bind = ["127.0.0.1"]\n\n'
             "[[printer]]\n"
-            'name = "demo"\n'
-            f'device = "{self.printer.path}"\n'
-            f"port = {self.port}\n"
-            "bidirectional = true\n",
+            f'name = "{NAME}"\n'
+            'match = "3f0/4117/*"\n'
+            f"port = {self.port}\n",
             encoding="utf-8",
         )
         print(f"  $ supervisorctl run --config {self.config}", flush=True)
-        stderr = (self.root / "service.stderr").open("wb")
+        output = (self.root / "service.stderr").open("wb")
         self.service = subprocess.Popen(
             [sys.executable, "-m", "supervisor", "run", "--config", str(self.config)],
-            stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
-        listening = wait_until(lambda: self._logged("listener_started")
-                               or self.service is None or self.service.poll() is not None)
-        return self.say(listening and self._logged("listener_started"),
-                        f"listening on 127.0.0.1:{self.port}, printer 'demo' is ready")
+            stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        up = wait_until(lambda: self._logged("daemon_started") or self._service_died())
+        return self.say(up and self._logged("daemon_started"),
+                        f"running; {NAME} is absent until it is plugged in")
+
+    def plug(self) -> bool:
+        print("\n2. The printer is switched on: the kernel's hotplug events reach the service")
+        for env in self.usb.plug():
+            shown = " ".join(f"{k}={env[k]}" for k in ("ACTION", "SUBSYSTEM", "DEVTYPE",
+                                                          "DEVNAME") if k in env)
+            print(f"  $ supervisorctl notify   # {shown}", flush=True)
+            subprocess.run([sys.executable, "-m", "supervisor", "--socket", str(self.socket),
+                            "notify"], env={**os.environ, **env}, check=False, timeout=30)
+        pushed = wait_until(lambda: self._logged("firmware_pushed"))
+        assert self.usb.printer is not None
+        self.say(pushed and self.usb.printer.firmware_loaded,
+                 f"firmware pushed first ({len(FIRMWARE)} bytes of a stand-in sihp1018.dl); "
+                 "the printer now reports FWVER")
+        return self.say(wait_until(lambda: self._logged("listener_started")),
+                        f"{NAME} is ready: port {self.port} accepts jobs")
 
     def print_a_job(self) -> bool:
         print(f"\n3. A client prints a {len(JOB)}-byte PJL job and asks for the printer status")
+        assert self.usb.printer is not None
         replies = print_job(self.port, JOB)
-        paper = self.printer.wait_for_bytes(len(JOB))
-        self.say(paper == JOB, f"{len(paper)} bytes arrived at the printer, byte for byte")
-        for line in paper.split(b"\r\n")[:4]:
+        paper = self.usb.printer.wait_for_bytes(len(FIRMWARE) + len(JOB))
+        self.say(paper == FIRMWARE + JOB,
+                 f"{len(JOB)} bytes arrived at the printer after its firmware, byte for byte")
+        for line in paper[len(FIRMWARE):].split(b"\r\n")[:4]:
             print(f"      | {line[:72]!r}")
+        code = replies.split(b"CODE=")[-1][:5].decode(errors="replace")
         return self.say(replies == PJL_STATUS_REPLY,
                         f"the printer's answer came back over the same connection: "
-                        f"{replies.split(b'CODE=')[-1][:5].decode(errors='replace')!r} (ready)")
+                        f"CODE={code} (ready)")
 
-    def show_log(self) -> None:
-        print(f"\n4. The log ({self.log_file}), one JSON object per line:")
-        wait_until(lambda: self._logged("job_finished"))
+    def show_status(self) -> bool:
+        print("\n4. What the service reports")
+        print("  $ supervisorctl status", flush=True)
+        result = subprocess.run([sys.executable, "-m", "supervisor", "--socket",
+                                 str(self.socket), "status"], capture_output=True, text=True,
+                                check=False, timeout=30)
+        for line in result.stdout.splitlines():
+            print(f"      {line}")
+        return self.say(result.returncode == 0 and f"{NAME} " in result.stdout,
+                        "one job, its bytes, the firmware file, the state since when")
+
+    def unplug(self) -> bool:
+        print("\n5. The printer is switched off")
+        for env in self.usb.unplug():
+            subprocess.run([sys.executable, "-m", "supervisor", "--socket", str(self.socket),
+                            "notify"], env={**os.environ, **env}, check=False, timeout=30)
+        closed = wait_until(lambda: self._logged("listener_stopped"))
+        return self.say(closed and self._refused(),
+                        f"{NAME} is absent: port {self.port} is closed until it comes back "
+                        "(its firmware will be pushed again)")
+
+    def show_log(self) -> bool:
+        print(f"\n6. The log ({self.log_file}), one JSON object per line:")
         for event in read_log(self.log_file):
             fields = {k: v for k, v in event.items() if k not in ("timestamp", "level", "event")}
-            print(f"      {event['event']:<16} {json.dumps(fields)[:100]}")
-        self.say(self._logged("job_finished"), "job_finished logged with its byte counts")
+            print(f"      {event['event']:<21} {json.dumps(fields)[:90]}")
+        return self.say(self._logged("job_finished"), "every step is there, as JSON lines")
 
     def stop(self) -> None:
         if self.service is None:
             return
-        print("\n5. SIGTERM: the service stops accepting, lets jobs finish and exits")
+        print("\n7. SIGTERM: the service stops accepting, lets jobs finish and exits")
         self.service.send_signal(signal.SIGTERM)
         try:
             code = self.service.wait(STEP_TIMEOUT_S)
@@ -161,6 +205,16 @@ class Demo:
 
     def _logged(self, event: str) -> bool:
         return any(e.get("event") == event for e in read_log(self.log_file))
+
+    def _service_died(self) -> bool:
+        return self.service is None or self.service.poll() is not None
+
+    def _refused(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+        except ConnectionRefusedError:
+            return True
+        return False
 
 
 def run_demo() -> int:

@@ -11,6 +11,7 @@ def test_demo_runs_every_step() -> None:
                             text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✗" not in result.stdout
-    for step in ("1. A virtual USB printer appears", "2. The service starts",
-                 "3. A client prints", "4. The log", "5. SIGTERM", "all steps worked"):
+    for step in ("1. The service starts", "2. The printer is switched on", "firmware pushed",
+                 "3. A client prints", "4. What the service reports", "5. The printer is "
+                 "switched off", "6. The log", "7. SIGTERM", "all steps worked"):
         assert step in result.stdout
