@@ -6,8 +6,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs notify 2 ms
 if TYPE_CHECKING:
     from supervisor.config import Settings
 
@@ -152,9 +152,7 @@ def socket_path(args: argparse.Namespace) -> str:
         return str(args.socket)
     if os.environ.get(protocol.SOCKET_ENV):
         return os.environ[protocol.SOCKET_ENV]
-    from supervisor.config import CONFIG_ENV, DEFAULT_CONFIG_PATH
-
-    config = args.config or os.environ.get(CONFIG_ENV) or str(DEFAULT_CONFIG_PATH)
+    config = args.config or os.environ.get(protocol.CONFIG_ENV) or protocol.DEFAULT_CONFIG
     try:
         import tomllib
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-DEFAULT_CONFIG_PATH = Path("/etc/printer-supervisor/config.toml")
-CONFIG_ENV = "PRINTER_SUPERVISOR_CONFIG"
+from supervisor.protocol import CONFIG_ENV, DEFAULT_CONFIG
+
+DEFAULT_CONFIG_PATH = Path(DEFAULT_CONFIG)
 
 EventSource = Literal["udev", "kernel", "none"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

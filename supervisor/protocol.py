@@ -1,19 +1,20 @@
-"""The control socket's wire protocol (SPEC §7), shared by the service and the thin client.
+"""The control socket's wire protocol (SPEC §7) and the paths the thin client needs.
 
-Kept free of heavy imports: `supervisorctl notify` loads this and little else.
+Shared by the service and `supervisorctl`; free of heavy imports, because `notify` loads this
+and little else.
 """
 
 from __future__ import annotations
 
-from typing import Final
-
-VERSION: Final = 1
-MAX_REQUEST_BYTES: Final = 64 * 1024
-DEFAULT_SOCKET: Final = "/run/printer-supervisor/control.sock"
-SOCKET_ENV: Final = "PRINTER_SUPERVISOR_SOCKET"
+VERSION = 1
+MAX_REQUEST_BYTES = 64 * 1024
+DEFAULT_SOCKET = "/run/printer-supervisor/control.sock"
+SOCKET_ENV = "PRINTER_SUPERVISOR_SOCKET"
+DEFAULT_CONFIG = "/etc/printer-supervisor/config.toml"
+CONFIG_ENV = "PRINTER_SUPERVISOR_CONFIG"
 
 #: The variables a hotplug event may carry (SPEC §2); anything else is dropped, never sent.
-HOTPLUG_KEYS: Final = (
+HOTPLUG_KEYS = (
     "ACTION", "DEVPATH", "SUBSYSTEM", "DEVTYPE", "PRODUCT", "TYPE", "INTERFACE", "DEVNAME",
     "DEVICENAME", "MAJOR", "MINOR", "BUSNUM", "DEVNUM", "SEQNUM", "DRIVER",
 )
