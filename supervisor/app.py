@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -11,13 +12,14 @@ from typing import Any, Final
 import structlog
 
 from supervisor import __version__
-from supervisor.config import Settings
+from supervisor.config import ConfigError, Settings, load_settings
 from supervisor.core.catalog import load_catalog
 from supervisor.core.devices import Snapshot
 from supervisor.core.events import EventError, parse_event
 from supervisor.core.machine import build_machine
-from supervisor.core.registry import Gone, Present, Registry
-from supervisor.core.status import DaemonStatus, PrinterStatus, status_document
+from supervisor.core.registry import Gone, Present, Registry, Update
+from supervisor.core.status import DaemonStatus, PrinterStatus, status_document, status_line
+from supervisor.observe.systemd import Notifier
 from supervisor.runtime import PrinterRuntime
 from supervisor.sources.control import ControlServer, RequestError
 from supervisor.sources.monitor import MonitorSource, open_monitor
@@ -32,6 +34,9 @@ NODE_WAIT_S: Final = 10.0  # ...for this long after it was first seen
 log = structlog.get_logger("supervisor")
 
 MonitorOpener = Callable[[str], Any]
+#: Daemon settings a reload cannot change in a running service: they need a restart.
+RESTART_ONLY: Final = ("control_socket", "log_file", "log_max_bytes", "state_dir",
+                       "event_source", "sysfs", "devfs")
 
 
 class StartupError(Exception):
@@ -41,8 +46,10 @@ class StartupError(Exception):
 class Service:
     """`supervisorctl run`: everything the service does, until `stop` is set."""
 
-    def __init__(self, settings: Settings, *, open_monitor: MonitorOpener = open_monitor) -> None:
+    def __init__(self, settings: Settings, *, open_monitor: MonitorOpener = open_monitor,
+                 notifier: Notifier | None = None) -> None:
         self.settings = settings
+        self.notifier = notifier or Notifier()
         self.registry = Registry(settings, load_ports(settings.daemon.state_dir))
         self.printers: dict[str, PrinterRuntime] = {}
         self._open_monitor = open_monitor
@@ -52,6 +59,7 @@ class Service:
         self._incomplete: dict[str, float] = {}  # port path → first seen without its node
         self._started = time.monotonic()
         self._memory = dict(self.registry.remembered)
+        self._reload_wanted = asyncio.Event()
         self.reconciles = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -67,21 +75,28 @@ class Service:
             raise StartupError(f"cannot listen on the control socket {daemon.control_socket}: "
                                f"{exc}") from exc
         source = self._open_source()
-        rescans: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         try:
             await self._reconcile()
             # Up: the control socket listens, the event source is open, the first scan is done.
             log.info("daemon_started", version=__version__, pid=os.getpid(),
                      config=str(self.settings.source) if self.settings.source else None,
                      event_source=daemon.event_source, printers=len(self.printers))
-            rescans = asyncio.create_task(self._rescan_loop(), name="rescan")
+            self.notifier.ready()
+            self._status_changed()
+            background = [asyncio.create_task(self._rescan_loop(), name="rescan"),
+                          asyncio.create_task(self._reload_loop(grace_s), name="reload")]
+            if self.notifier.watchdog_interval_s:
+                background.append(asyncio.create_task(
+                    self._watchdog_loop(self.notifier.watchdog_interval_s), name="watchdog"))
             await stop.wait()
         finally:
             log.info("daemon_stopping", grace_s=grace_s)
+            self.notifier.stopping()
             if source is not None:
                 source.close()
-            if rescans is not None:
-                rescans.cancel()
+            for task in background:
+                task.cancel()
             await asyncio.gather(*(p.shutdown(grace_s) for p in self.printers.values()))
             await control.close()
             for runtime in self.printers.values():
@@ -105,7 +120,8 @@ class Service:
         daemon = self.settings.daemon
         runtime = PrinterRuntime(self.registry.entries[name], bind=daemon.bind,
                                  firmware_dirs=daemon.firmware_dirs, catalog=self._catalog,
-                                 rescan=self._rescan_wanted.set)
+                                 rescan=self._rescan_wanted.set,
+                                 on_change=self._status_changed)
         self._machine.add_model(runtime.model)
         self.printers[name] = runtime
         return runtime
@@ -179,6 +195,67 @@ class Service:
         except OSError as exc:
             log.error("state_file_unwritable", path=str(self.settings.daemon.state_dir),
                       error=str(exc))
+
+    # -- reload -----------------------------------------------------------------------------
+    def request_reload(self) -> None:
+        """SIGHUP: re-read the configuration (in the reload task, one reload at a time)."""
+        self._reload_wanted.set()
+
+    async def _reload_loop(self, grace_s: float) -> None:
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            self.notifier.reloading()
+            try:
+                await self.reload(grace_s)
+            finally:
+                self.notifier.ready()
+
+    async def reload(self, grace_s: float = SHUTDOWN_GRACE_S) -> Update | None:
+        """Apply the configuration file again; printers whose settings did not change keep
+        serving untouched, even mid-job. A broken file changes nothing."""
+        source = self.settings.source
+        if source is None:
+            log.warning("config_reloaded", ok=False, error="started without a configuration "
+                        "file: nothing to re-read")
+            return None
+        try:
+            new = load_settings(source, required=True)
+        except ConfigError as exc:
+            log.error("config_reloaded", ok=False, error=str(exc),
+                      action="the running configuration stays in force")
+            return None
+        old_daemon, new_daemon = self.settings.daemon, new.daemon
+        ignored = [key for key in RESTART_ONLY
+                   if getattr(old_daemon, key) != getattr(new_daemon, key)]
+        new = dataclasses.replace(new, daemon=dataclasses.replace(
+            new_daemon, **{key: getattr(old_daemon, key) for key in RESTART_ONLY}))
+        update = self.registry.plan_update(new)
+        leaving = [runtime for name in (*update.removed, *update.changed)
+                   if (runtime := self.printers.pop(name, None)) is not None]
+        await asyncio.gather(*(runtime.shutdown(grace_s) for runtime in leaving))
+        for runtime in leaving:
+            self._machine.remove_model(runtime.model)
+        self.registry.apply_update(new, update)
+        self.settings = new
+        for name in (*update.changed, *update.added):
+            self._add_runtime(name)
+        await self._reconcile()
+        log.info("config_reloaded", ok=True, added=list(update.added),
+                 removed=list(update.removed), changed=list(update.changed),
+                 unchanged=list(update.unchanged), needs_restart=ignored or None)
+        self._status_changed()
+        return update
+
+    # -- systemd -----------------------------------------------------------------------------
+    async def _watchdog_loop(self, interval_s: float) -> None:
+        """WATCHDOG=1 from the event loop itself: a stuck loop stops the pings."""
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval_s)
+
+    def _status_changed(self) -> None:
+        self.notifier.status(status_line([p.status() for p in self.printers.values()]))
 
     # -- control socket ----------------------------------------------------------------------
     async def _handle_request(self, request: dict[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,8 @@ class PrinterRuntime:
     """Drives one printer: plug/unplug decisions in, state changes out to its tasks."""
 
     def __init__(self, entry: Entry, *, bind: tuple[str, ...], firmware_dirs: Sequence[Path],
-                 catalog: Sequence[FirmwareEntry], rescan: Callable[[], None]) -> None:
+                 catalog: Sequence[FirmwareEntry], rescan: Callable[[], None],
+                 on_change: Callable[[], None]) -> None:
         self.entry = entry
         self.bind = bind
         self.firmware_dirs = firmware_dirs
@@ -49,6 +50,7 @@ class PrinterRuntime:
         self.model = Printer(entry.name, listener=self._on_change)
         self.firmware: str | None = None  # the file this printer gets, once it is known
         self._rescan = rescan
+        self._changed = on_change  # state or error changed: the service's one-line status
         self._forwarder: Forwarder | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stops: set[asyncio.Task[None]] = set()
@@ -90,6 +92,7 @@ class PrinterRuntime:
             self._start("forwarder", self._serve())
         elif "forwarder" in self._tasks:
             self._stop_forwarder(grace_s=0.0, reason=f"printer {change.trigger}")
+        self._changed()
 
     def _start(self, kind: str, work: Coroutine[Any, Any, None]) -> None:
         if kind in self._tasks:
@@ -155,6 +158,7 @@ class PrinterRuntime:
                 retry = not exc.permanent and time.monotonic() + delay < deadline
                 self._log.error("firmware_failed", error=str(exc), permanent=exc.permanent,
                                 retry_s=delay if retry else None)
+                self._changed()
                 if not retry:
                     return
                 await asyncio.sleep(delay)
@@ -180,6 +184,7 @@ class PrinterRuntime:
 
     def listener_error(self, error: str | None) -> None:
         self.model.error = error
+        self._changed()
 
     def queue_length(self, waiting: int) -> None:
         self.model.queued = waiting
@@ -194,8 +199,7 @@ class PrinterRuntime:
             serial=usb.serial if usb else settings.serial,
             device=str(device) if device else None,
             port=self.entry.port, bidirectional=settings.bidirectional,
-            firmware=self.firmware if self.firmware and "/" not in self.firmware
-            else (Path(self.firmware).name if self.firmware else None),
+            firmware=Path(self.firmware).name if self.firmware else None,
             jobs=self.model.jobs, bytes=self.model.bytes, queued=self.model.queued,
             error=self.model.error, since=iso_utc(self.model.since),
         )

@@ -168,6 +168,11 @@ class ServiceThread:
         self.log.wait_for("daemon_started", count=earlier + 1)
         return self
 
+    def reload(self) -> None:
+        """What SIGHUP does."""
+        assert self._loop is not None and self.service is not None
+        self._loop.call_soon_threadsafe(self.service.request_reload)
+
     def request_stop(self) -> None:
         """What SIGTERM does: set the service's stop event, without waiting."""
         if self._loop is not None and self._stop is not None and not self.stopped:

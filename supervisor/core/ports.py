@@ -28,6 +28,12 @@ class PortBook:
         self.assigned[name] = port
         return port
 
+    def release(self, name: str) -> None:
+        """`name` no longer holds its port (removed or reconfigured)."""
+        port = self.assigned.pop(name, None)
+        if port is not None:
+            self._taken.discard(port)
+            self._next = min(self._next, port)
 
 def assign_ports(printers: Iterable[PrinterSettings], base_port: int) -> dict[str, int]:
     """Ports for the configured printers, in configuration order."""

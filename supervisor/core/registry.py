@@ -63,6 +63,16 @@ class Gone:
 Decision = Present | Gone
 
 
+@dataclass(frozen=True)
+class Update:
+    """What a new configuration changes, by printer name."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+
+
 @dataclass
 class Registry:
     """Configured printers plus those `auto` found, matched against each snapshot."""
@@ -153,6 +163,55 @@ class Registry:
                       identity=usb.identity)
         self.entries[name] = entry
         return entry
+
+    # -- reconfiguration ---------------------------------------------------------------------
+    def plan_update(self, settings: Settings) -> Update:
+        """Which printers a new configuration adds, removes, changes or leaves alone.
+
+        A printer is unchanged when its own settings and the daemon settings it is served with
+        (bind addresses, firmware directories) are the same. Printers `auto` found are left alone
+        unless those daemon settings changed, `auto` was turned off, or a new `[[printer]]` takes
+        their name.
+        """
+        old = self.settings
+        new_printers = {p.name: p for p in settings.printers}
+        daemon_changed = (old.daemon.bind, old.daemon.firmware_dirs) != (
+            settings.daemon.bind, settings.daemon.firmware_dirs)
+        added, removed, changed, unchanged = [], [], [], []
+        for name, entry in self.entries.items():
+            wanted = new_printers.get(name)
+            if not entry.configured:
+                if daemon_changed or not settings.daemon.auto or wanted is not None:
+                    removed.append(name)
+                else:
+                    unchanged.append(name)
+            elif wanted is None:
+                removed.append(name)
+            elif wanted != entry.settings or daemon_changed:
+                changed.append(name)
+            else:
+                unchanged.append(name)
+        added = [name for name in new_printers if name not in self.entries or
+                 not self.entries[name].configured]
+        return Update(tuple(added), tuple(removed), tuple(changed), tuple(unchanged))
+
+    def apply_update(self, settings: Settings, update: Update) -> None:
+        """Take the new configuration: entries of removed and changed printers are replaced."""
+        by_name = {p.name: p for p in settings.printers}
+        previous = {name: self.entries[name].port for name in update.changed}
+        self.remembered = self.memory()  # removed printers keep their ports for a comeback
+        for name in (*update.removed, *update.changed):
+            self._ports.release(name)
+            del self.entries[name]
+        self.settings = settings
+        for name in (*update.changed, *update.added):
+            ps = by_name[name]
+            port = self._ports.assign(
+                name, ps.port or previous.get(name) or self._remembered_port(name))
+            self.entries[name] = Entry(ps, port, configured=True)
+
+    def _remembered_port(self, name: str) -> int | None:
+        return next((r.port for r in self.memory().values() if r.name == name), None)
 
     # -- memory ------------------------------------------------------------------------------
     def memory(self) -> dict[str, Remembered]:

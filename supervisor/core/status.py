@@ -45,10 +45,10 @@ def status_document(daemon: DaemonStatus, printers: list[PrinterStatus]) -> dict
 
 
 def status_line(printers: list[PrinterStatus]) -> str:
-    """One line for systemd's STATUS= and logs: how many printers are in which state."""
+    """One line for systemd's STATUS=: each printer's state and port, and errors if any."""
     if not printers:
         return "no printers yet"
-    counts: dict[str, int] = {}
-    for p in printers:
-        counts[p.state] = counts.get(p.state, 0) + 1
-    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    parts = [f"{p.name} {p.state}" + (f" :{p.port}" if p.state in ("ready", "serving") else "")
+             for p in printers]
+    errors = sum(p.error is not None for p in printers)
+    return "; ".join(parts) + (f" ({errors} with errors: supervisorctl status)" if errors else "")
