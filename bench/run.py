@@ -1,4 +1,5 @@
-"""Side-by-side benchmark of p910nd and printer-supervisor: throughput, server CPU per GiB, RSS."""
+"""Benchmark of printer-supervisor: against p910nd (throughput, server CPU per GiB, RSS), plug →
+port accepting latency, and `supervisorctl notify` start-up time against a bare interpreter."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import fcntl
 import json
 import os
 import platform
+import re
 import select
 import signal
 import socket
@@ -18,13 +20,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, Final
 
+from supervisor.cli import EXIT_NOT_RUNNING, EXIT_OK, ServiceUnreachable, request
+from supervisor.protocol import HOTPLUG_KEYS, VERSION
+from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
+
 ROOT: Final = Path(__file__).resolve().parent.parent
 SERVICE_PYTHON: Final = ROOT / ".venv" / "bin" / "python"
+SUPERVISORCTL: Final = ROOT / ".venv" / "bin" / "supervisorctl"
 P910ND: Final = Path("/usr/sbin/p910nd")
 P910ND_LOCK_DIR: Final = Path("/var/lock/p910nd")  # Debian's p910nd exits if it is missing
 HOST: Final = "127.0.0.1"
@@ -47,6 +54,7 @@ PR_SET_PDEATHSIG: Final = 1
 SERVERS: Final = ("p910nd", "ours")
 SINKS: Final = ("/dev/null", "fifo")
 IDLE_RSS_LIMIT_MB: Final = 30.0
+SECTIONS: Final = ("throughput", "latency", "notify")
 
 
 class BenchError(Exception):
@@ -172,12 +180,13 @@ class Processes:
         self._procs.clear()
 
 
-def wait_until(ready: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_until(ready: Callable[[], bool], timeout_s: float, what: str, *,
+               poll_s: float = POLL_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not ready():
         if time.monotonic() > deadline:
             raise BenchError(f"timed out after {timeout_s:g} s waiting for {what}")
-        time.sleep(POLL_S)
+        time.sleep(poll_s)
 
 
 def read_line(proc: subprocess.Popen[bytes], timeout_s: float, what: str) -> str:
@@ -482,8 +491,8 @@ def sink_device(sink: str, tmp: Path, server: str) -> Path:
 def bench_sink(sink: str, args: argparse.Namespace, ports: tuple[int, int]) -> SinkResult:
     """Start both servers on `sink`, warm each up, run them alternately, stop them."""
     procs = Processes()
-    with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory(prefix="bench-") as tmp_s:
-        stack.callback(procs.stop_all)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp_s, contextlib.ExitStack() as stack:
+        stack.callback(procs.stop_all)  # before the directory goes
         tmp = Path(tmp_s)
         (tmp / "p910nd").mkdir()
         servers: list[Server] = [
@@ -509,6 +518,412 @@ def _measured(procs: Processes, server: Server, sink: str, *, mib: int, run: int
           f"server CPU {job.server_cpu_s:.2f} s ({job.cpu_s_per_gib:.3f} s/GiB)",
           file=sys.stderr, flush=True)
     return job
+
+
+# -- distributions ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Spread:
+    """Median, 90th percentile and range of a set of times."""
+
+    median: float
+    p90: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        p90 = (statistics.quantiles(values, n=10, method="inclusive")[-1] if len(values) > 1
+               else values[0])
+        return cls(statistics.median(values), p90, min(values), max(values))
+
+
+# -- ours driven by hotplug events: a fake device tree, events through the control socket -------
+HOTPLUG_PRINTER: Final = "bench-usb"
+HOTPLUG_MATCH: Final = "3f0/4117/*"  # what VirtualUsbPrinter plugs by default (a LaserJet 1018)
+
+
+class LogTail:
+    """The service's JSON log, read incrementally; `records` holds every record read so far."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        self._offset = 0
+        self._partial = b""
+
+    def read(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self._offset)
+                data = log.read()
+        except FileNotFoundError:
+            return self.records
+        self._offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()  # a line still being written
+        self.records += [json.loads(line) for line in lines if line.startswith(b"{")]
+        return self.records
+
+    def find(self, event: str, start: int = 0,
+             fields: Mapping[str, object] | None = None) -> dict[str, Any] | None:
+        """The first record from index `start` on with that event name and those fields."""
+        wanted = fields or {}
+        return next((r for r in self.records[start:] if r.get("event") == event
+                     and all(r.get(k) == v for k, v in wanted.items())), None)
+
+
+class HotplugService:
+    """Ours with event_source "none" on a fake sysfs and devfs: it learns of a plug only from
+    the events sent to its control socket, as an OpenWrt hotplug shim's `supervisorctl notify`
+    sends them."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], root: Path, port: int) -> None:
+        self.proc = proc
+        self.root = root
+        self.port = port
+        self.socket = root / "control.sock"
+        self.log = LogTail(root / "events.jsonl")
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            tail = (self.root / "ours.stderr").read_text(errors="replace")[-2000:]
+            raise BenchError(f"ours exited with status {self.proc.returncode}:\n{tail}")
+
+    def request(self, message: dict[str, object]) -> dict[str, object]:
+        """One control-socket request through supervisor.cli.request, as supervisorctl makes it."""
+        try:
+            answer = request(str(self.socket), message)
+        except ServiceUnreachable as exc:
+            raise BenchError(f"ours: {exc}") from None
+        if answer.get("ok") is not True:
+            raise BenchError(f"ours rejected {message}: {answer.get('error')}")
+        return answer
+
+    def notify(self, env: Mapping[str, str]) -> None:
+        """One hotplug environment, filtered and sent exactly as `supervisorctl notify` does."""
+        event = {key: env[key] for key in HOTPLUG_KEYS if key in env}
+        self.request({"v": VERSION, "cmd": "notify", "event": event})
+
+    def state(self) -> str:
+        printers = self.request({"v": VERSION, "cmd": "status"})["printers"]
+        assert isinstance(printers, list)
+        return str(next(p["state"] for p in printers if p["name"] == HOTPLUG_PRINTER))
+
+    def wait_for(self, event: str, start: int = 0, fields: Mapping[str, object] | None = None,
+                 *, timeout_s: float = READY_TIMEOUT_S) -> dict[str, Any]:
+        """The first record of `event` (with `fields`) from index `start` on, once logged."""
+        def logged() -> bool:
+            self.check_alive()
+            self.log.read()
+            return self.log.find(event, start, fields) is not None
+
+        wait_until(logged, timeout_s, f"ours to log {event} {fields or ''}", poll_s=POLL_S / 10)
+        found = self.log.find(event, start, fields)
+        assert found is not None
+        return found
+
+
+def hotplug_config(root: Path, port: int) -> str:
+    def q(path: Path) -> str:
+        return json.dumps(str(path))
+
+    return "\n".join([
+        "[daemon]",
+        f"control_socket = {q(root / 'control.sock')}",
+        f"log_file = {q(root / 'events.jsonl')}",
+        "log_max_bytes = 0",  # no rotation under the LogTail
+        f"state_dir = {q(root / 'state')}",
+        'event_source = "none"',
+        f"sysfs = {q(root / 'sys')}",
+        f"devfs = {q(root / 'dev')}",
+        f"firmware_dirs = [{q(root / 'firmware')}]",
+        f"bind = [{json.dumps(HOST)}]",
+        "[[printer]]",
+        f'name = "{HOTPLUG_PRINTER}"',
+        f'match = "{HOTPLUG_MATCH}"',
+        'firmware = "none"',
+        f"port = {port}",
+        # The plug path does not depend on it; a 0-byte job then ends at the client's close
+        # instead of after the 0.25 s backchannel drain.
+        "bidirectional = false",
+        "",
+    ])
+
+
+def start_hotplug_service(procs: Processes, root: Path) -> HotplugService:
+    """Ours on an empty fake device tree under `root`, once it has logged daemon_started."""
+    (root / "dev").mkdir()
+    config = root / "config.toml"
+    port = free_port()
+    config.write_text(hotplug_config(root, port))
+    with open(root / "ours.stderr", "wb") as stderr:
+        proc = procs.spawn([str(SERVICE_PYTHON), "-m", "supervisor", "run", "--config",
+                            str(config)], stderr=stderr)
+    service = HotplugService(proc, root, port)
+    service.wait_for("daemon_started", timeout_s=START_TIMEOUT_S)
+    return service
+
+
+# -- plug → port accepting -------------------------------------------------------------------
+PLUG_TIMEOUT_S: Final = 10.0  # from the first plug event until the port accepts
+UNPLUG_TIMEOUT_S: Final = 10.0
+CONNECT_TIMEOUT_S: Final = 1.0  # one loopback connect
+CONNECT_RETRY_S: Final = 0.001  # after ECONNREFUSED
+QUIET_S: Final = 0.05  # after an unplug: a rescan still pending runs before the next plug
+PLUG_LIMIT_MS: Final = 50.0  # target for the median; the bench's own, not SPEC's
+
+
+@dataclass(frozen=True)
+class Plug:
+    """One plug. Times in ms after the first plug event was sent: client-side ones by
+    perf_counter, the service's from its log timestamps (the same machine's wall clock)."""
+
+    run: int
+    events_answered_ms: float  # the service answered the last plug event
+    received_ms: float  # the service logged hotplug_received for the first one
+    ready_ms: float  # ...state_changed absent → ready
+    listening_ms: float  # ...listener_started
+    accepted_ms: float  # a connect to the port succeeded: the measured latency
+    connects: int  # connect attempts, the refused ones and the last
+    closed_ms: float  # unplug: from its first event until the port stopped listening
+
+
+def connect_once(port: int) -> float | None:
+    """Connect and close at once (a 0-byte job): perf_counter when it connected, None if
+    refused."""
+    with socket.socket() as sock:
+        sock.settimeout(CONNECT_TIMEOUT_S)
+        try:
+            sock.connect((HOST, port))
+        except ConnectionRefusedError:
+            return None
+        except TimeoutError:
+            raise BenchError(f"a connect to port {port} hung for {CONNECT_TIMEOUT_S:g} s") from None
+        return time.perf_counter()
+
+
+def connect_when_accepting(service: HotplugService, deadline: float) -> tuple[float, int]:
+    """Try to connect every CONNECT_RETRY_S until it works: when it did, and the attempts."""
+    attempts = 0
+    while True:
+        attempts += 1
+        if (connected := connect_once(service.port)) is not None:
+            return connected, attempts
+        if time.perf_counter() > deadline:
+            raise BenchError(f"port {service.port} did not accept within {PLUG_TIMEOUT_S:g} s "
+                             "of the first plug event")
+        service.check_alive()
+        time.sleep(CONNECT_RETRY_S)
+
+
+def _logged_ms(record: dict[str, Any], wall_start: float) -> float:
+    return (datetime.datetime.fromisoformat(record["timestamp"]).timestamp() - wall_start) * 1000
+
+
+def plug_once(service: HotplugService, usb: VirtualUsbPrinter, run: int) -> Plug:
+    """Plug, send the events, connect as soon as the port accepts; unplug and wait it out."""
+    mark = len(service.log.read())
+    events = usb.plug()  # the node and the sysfs entries: the service does not look yet
+    wall_start, start = time.time(), time.perf_counter()
+    for env in events:
+        service.notify(env)
+    answered = time.perf_counter()
+    accepted, connects = connect_when_accepting(service, start + PLUG_TIMEOUT_S)
+    service.wait_for("job_finished", mark, {"bytes_in": 0})  # our 0-byte job: idle again
+    received = service.wait_for("hotplug_received", mark)
+    ready = service.wait_for("state_changed", mark, {"from": "absent", "to": "ready"})
+    listening = service.wait_for("listener_started", mark)
+    if _logged_ms(ready, wall_start) < _logged_ms(received, wall_start):
+        raise BenchError(f"plug {run}: ours was ready before it received the first event: "
+                         "a rescan from the previous unplug saw this plug")
+    return Plug(run, (answered - start) * 1000, _logged_ms(received, wall_start),
+                _logged_ms(ready, wall_start), _logged_ms(listening, wall_start),
+                (accepted - start) * 1000, connects, unplug_once(service, usb))
+
+
+def unplug_once(service: HotplugService, usb: VirtualUsbPrinter) -> float:
+    """Unplug and send its events; ms until the port stopped listening. Returns once the
+    printer is absent, the port refuses, and a rescan still pending has had time to run."""
+    events = usb.unplug()
+    start = time.perf_counter()
+    for env in events:
+        service.notify(env)
+
+    def closed() -> bool:
+        service.check_alive()
+        return not is_listening(service.port)  # from /proc: a connect would be a job
+
+    wait_until(closed, UNPLUG_TIMEOUT_S, f"port {service.port} to close after the unplug",
+               poll_s=CONNECT_RETRY_S)
+    closed_ms = (time.perf_counter() - start) * 1000
+    if connect_once(service.port) is not None:
+        raise BenchError(f"port {service.port} still accepts after the unplug")
+    wait_until(lambda: service.state() == "absent", UNPLUG_TIMEOUT_S,
+               f"{HOTPLUG_PRINTER} to be absent after the unplug")
+    time.sleep(QUIET_S)
+    return closed_ms
+
+
+@dataclass
+class PlugResult:
+    plugs: list[Plug]
+    ours_exit_status: int  # on SIGTERM after the plugs; 0 expected
+
+
+def bench_plug_latency(plugs: int) -> PlugResult:
+    """Ours with one matching printer; one warm-up plug, then `plugs` measured ones."""
+    procs = Processes()
+    with tempfile.TemporaryDirectory(prefix="bench-plug-") as tmp_s, \
+            contextlib.ExitStack() as stack:
+        stack.callback(procs.stop_all)  # before the directory goes
+        root = Path(tmp_s)
+        usb = VirtualUsbPrinter(FakeSysfs(root / "sys"), root / "dev")
+        stack.callback(usb.close)
+        service = start_hotplug_service(procs, root)
+        print(f"plug latency: ours on port {service.port}", file=sys.stderr)
+        plug_once(service, usb, 0)
+        measured = []
+        for run in range(1, plugs + 1):
+            measured.append(plug_once(service, usb, run))
+            if run % 10 == 0 or run == plugs:
+                median = statistics.median(p.accepted_ms for p in measured)
+                print(f"  plug {run}/{plugs}: median so far {median:.1f} ms", file=sys.stderr,
+                      flush=True)
+        status = procs.stop(service.proc)
+    return PlugResult(measured, status)
+
+
+PLUG_PHASES: Final = (
+    ("events_answered_ms", "all plug events answered"),
+    ("received_ms", "service logs the 1st (hotplug_received)"),
+    ("ready_ms", "printer ready (state_changed)"),
+    ("listening_ms", "listener_started"),
+    ("accepted_ms", "port accepts a connection"),
+    ("closed_ms", "unplug: 1st event -> port closed"),
+)
+
+
+def summarize_plugs(result: PlugResult) -> dict[str, Any]:
+    phases = {key: asdict(Spread.of([getattr(p, key) for p in result.plugs]))
+              for key, _ in PLUG_PHASES}
+    median = phases["accepted_ms"]["median"]
+    return {"plugs": len(result.plugs), "phases_ms": phases,
+            "connects_median": statistics.median(p.connects for p in result.plugs),
+            "target": f"median <= {PLUG_LIMIT_MS:g} ms", "met": median <= PLUG_LIMIT_MS,
+            "ours_exit_status": result.ours_exit_status,
+            "runs": [asdict(p) for p in result.plugs]}
+
+
+# -- supervisorctl notify against a bare interpreter -----------------------------------------
+NOTIFY_ARGS: Final = ("ACTION=change", "DEVPATH=/devices/x", "SUBSYSTEM=usb",
+                      "DEVTYPE=usb_device")
+COMMAND_TIMEOUT_S: Final = 10.0
+NOTIFY_RATIO_LIMIT: Final = 2.0
+IMPORTTIME_ABOVE: Final = 1.5  # the import profile is shown when notify/pass exceeds this
+IMPORTTIME_RUNS: Final = 5
+IMPORTTIME_TOP: Final = 8
+_IMPORTTIME_LINE: Final = re.compile(r"import time:\s+\d+ \|\s+(?P<cum>\d+) \| (?P<pad> *)"
+                                     r"(?P<name>\S+)")
+
+Command = tuple[list[str], int]  # argv, the exit status it must end with
+
+
+def timed_run(argv: Sequence[str], expected: int) -> float:
+    """Run a command to its end: wall ms from just before the spawn until it was reaped."""
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=COMMAND_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{' '.join(argv)} did not finish in {COMMAND_TIMEOUT_S:g} s") from None
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    if done.returncode != expected:
+        raise BenchError(f"{' '.join(argv)} exited {done.returncode}, not {expected}: "
+                         f"{done.stderr.decode(errors='replace').strip()}")
+    return elapsed_ms
+
+
+def alternate(runs: int, commands: dict[str, Command]) -> dict[str, list[float]]:
+    """One uncounted run of each, then `runs` rounds of each in turn."""
+    for argv, expected in commands.values():
+        timed_run(argv, expected)
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, (argv, expected) in commands.items():
+            times[name].append(timed_run(argv, expected))
+    return times
+
+
+def import_times(python: str, args: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """`python -X importtime ARGS`: each module's nesting depth and cumulative µs."""
+    done = subprocess.run([python, "-X", "importtime", *args], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False)
+    modules = {}
+    for line in done.stderr.splitlines():
+        if match := _IMPORTTIME_LINE.match(line):
+            modules[match["name"]] = (len(match["pad"]) // 2, int(match["cum"]))
+    return modules
+
+
+def import_profile(python: str, notify: Sequence[str]) -> list[tuple[str, float]]:
+    """What notify imports beyond a bare start (outermost imports only, so the times add up):
+    module and median cumulative µs over IMPORTTIME_RUNS runs, largest first."""
+    bare = set().union(*(import_times(python, ["-c", "pass"]) for _ in range(IMPORTTIME_RUNS)))
+    runs = [import_times(python, notify) for _ in range(IMPORTTIME_RUNS)]
+    extra: dict[str, list[int]] = {}
+    for modules in runs:
+        for name, (depth, cumulative) in modules.items():
+            if depth == 0 and name not in bare:
+                extra.setdefault(name, []).append(cumulative)
+    medians = [(name, statistics.median(times)) for name, times in extra.items()]
+    return sorted(medians, key=lambda item: -item[1])
+
+
+@dataclass
+class NotifyResult:
+    running: dict[str, list[float]]  # "pass" and "notify" wall ms, the service running
+    stopped: dict[str, list[float]]  # the same once it stopped (notify exits 3)
+    imports: list[tuple[str, float]]
+    delivered: int  # hotplug_received records of our event in ours' log
+    ours_exit_status: int
+
+
+def bench_notify(runs: int) -> NotifyResult:
+    procs = Processes()
+    with tempfile.TemporaryDirectory(prefix="bench-notify-") as tmp_s, \
+            contextlib.ExitStack() as stack:
+        stack.callback(procs.stop_all)  # before the directory goes
+        service = start_hotplug_service(procs, Path(tmp_s))
+        print(f"notify: {runs} runs each, alternating", file=sys.stderr, flush=True)
+        python = str(SERVICE_PYTHON)
+        notify = [str(SUPERVISORCTL), "--socket", str(service.socket), "notify", *NOTIFY_ARGS]
+        bare = [python, "-c", "pass"]
+        running = alternate(runs, {"pass": (bare, EXIT_OK), "notify": (notify, EXIT_OK)})
+        imports = import_profile(python, notify)
+        service.log.read()
+        delivered = sum(1 for r in service.log.records if r.get("event") == "hotplug_received"
+                        and r.get("devpath") == "/devices/x")
+        sent = 1 + runs + IMPORTTIME_RUNS  # the warm-up, the measured runs, the profiled ones
+        if delivered != sent:
+            raise BenchError(f"ours logged {delivered} of the {sent} notify events sent")
+        status = procs.stop(service.proc)
+        stopped = alternate(runs, {"pass": (bare, EXIT_OK),
+                                   "notify": (notify, EXIT_NOT_RUNNING)})
+    return NotifyResult(running, stopped, imports, delivered, status)
+
+
+def summarize_notify(result: NotifyResult) -> dict[str, Any]:
+    def phase(times: dict[str, list[float]]) -> dict[str, Any]:
+        spreads = {name: Spread.of(values) for name, values in times.items()}
+        return {**{f"{name}_ms": asdict(s) for name, s in spreads.items()},
+                "ratio": spreads["notify"].median / spreads["pass"].median}
+
+    running = phase(result.running)
+    return {"runs": len(result.running["pass"]), "running": running,
+            "not_running": phase(result.stopped), "target": f"<= {NOTIFY_RATIO_LIMIT:.1f}x",
+            "met": running["ratio"] <= NOTIFY_RATIO_LIMIT, "delivered": result.delivered,
+            "ours_exit_status": result.ours_exit_status,
+            "import_time_us": [{"module": name, "cumulative": us} for name, us in result.imports]}
 
 
 # -- summary and output ----------------------------------------------------------------------
@@ -563,13 +978,12 @@ def _ratio(ratio: float | None) -> str:
     return f"{ratio:10.2f}x" if ratio is not None else f"{'n/a':>11}"
 
 
-def render(results: Sequence[SinkResult], summary: dict[str, Any], args: argparse.Namespace,
-           machine: dict[str, str]) -> str:
+def render_throughput(results: Sequence[SinkResult], summary: dict[str, Any],
+                      args: argparse.Namespace) -> list[str]:
     lines = [
         f"p910nd vs printer-supervisor ('ours'): {args.mib} MiB per job, {args.runs} run(s) per "
         "server and sink, median (min-max); MB = 10^6 bytes; CPU is counted in "
         f"{TICK_S * 1000:g} ms ticks (n/a: too few, raise --mib)",
-        "machine: " + ", ".join(f"{k} {v}" for k, v in machine.items()),
         "",
         f"{'sink':10} {'metric':10} {'p910nd':>23} {'ours':>23} {'ours/p910nd':>11}  "
         f"{'target':8} met",
@@ -594,9 +1008,8 @@ def render(results: Sequence[SinkResult], summary: dict[str, Any], args: argpars
               f"{'yes' if rss['met'] else 'NO'}",
               f"ours exit status on SIGTERM, per sink: {statuses} (0 expected): "
               f"{'yes' if summary['ours_clean_exit'] else 'NO'}",
-              _reader_line(results),
-              f"all targets met: {'yes' if summary['all_met'] else 'NO'}"]
-    return "\n".join(lines)
+              _reader_line(results)]
+    return lines
 
 
 def _reader_line(results: Sequence[SinkResult]) -> str:
@@ -630,13 +1043,100 @@ def _output(argv: Sequence[str]) -> str:
         return "unknown"
 
 
-def write_json(path: Path, results: Sequence[SinkResult], summary: dict[str, Any],
-               args: argparse.Namespace, machine: dict[str, str]) -> None:
-    jobs = [{**asdict(j), "mb_per_s": j.mb_per_s, "cpu_s_per_gib": j.cpu_s_per_gib}
-            for r in results for j in r.jobs]
-    memory = [{k: v for k, v in asdict(r).items() if k != "jobs"} for r in results]
-    document = {"machine": machine, "mib": args.mib, "runs": args.runs, "jobs": jobs,
-                "memory": memory, **summary}
+def _yes(met: bool) -> str:
+    return "yes" if met else "NO"
+
+
+def _spread_row(label: str, spread: dict[str, float], width: int) -> str:
+    return (f"{label:{width}} " + " ".join(f"{spread[k]:7.1f}"
+                                            for k in ("median", "p90", "low", "high")))
+
+
+def render_plugs(plug: dict[str, Any]) -> list[str]:
+    width = 42
+    phases = plug["phases_ms"]
+    accepted = phases["accepted_ms"]["median"]
+    lines = [f"plug -> port accepting: {plug['plugs']} plugs after 1 warm-up; ms after the first "
+             "plug event was sent (events sent in-process with supervisor.cli.request, as "
+             "supervisorctl notify sends them)",
+             "",
+             f"{'':{width}} {'median':>7} {'p90':>7} {'min':>7} {'max':>7}"]
+    lines += [_spread_row(label, phases[key], width) for key, label in PLUG_PHASES]
+    lines += [f"plug -> port accepting, median {accepted:.1f} ms, target {plug['target']}: "
+              f"{_yes(plug['met'])}",
+              f"connect attempts per plug (median): {plug['connects_median']:g}; ours exit status "
+              f"on SIGTERM: {plug['ours_exit_status']} (0 expected): "
+              f"{_yes(plug['ours_exit_status'] == 0)}"]
+    return lines
+
+
+def render_notify(notify: dict[str, Any]) -> list[str]:
+    width = 42
+    lines = [f"supervisorctl notify vs python -c pass (same interpreter, .venv/bin/python): "
+             f"{notify['runs']} runs each as processes, alternating; wall ms per run",
+             "",
+             f"{'':{width}} {'median':>7} {'p90':>7} {'min':>7} {'max':>7}  notify/pass"]
+    for key, title in (("running", "service running (notify exits 0)"),
+                       ("not_running", "service not running (notify exits 3)")):
+        phase = notify[key]
+        lines += [title, _spread_row("  python -c pass", phase["pass_ms"], width),
+                  _spread_row("  supervisorctl notify", phase["notify_ms"], width) +
+                  f"  {phase['ratio']:10.2f}x"]
+    ratio = notify["running"]["ratio"]
+    lines.append(f"notify/pass with the service running: {ratio:.2f}x, target {notify['target']}: "
+                 f"{_yes(notify['met'])}")
+    if ratio > IMPORTTIME_ABOVE:
+        top = notify["import_time_us"][:IMPORTTIME_TOP]
+        total = sum(m["cumulative"] for m in notify["import_time_us"]) / 1000
+        lines.append(f"above {IMPORTTIME_ABOVE:g}x: what notify imports beyond a bare start "
+                     f"(-X importtime, median of {IMPORTTIME_RUNS}), {total:.1f} ms in all: " +
+                     ", ".join(f"{m['module']} {m['cumulative'] / 1000:.1f}" for m in top))
+    return lines
+
+
+@dataclass
+class Report:
+    """What the sections run measured, summarized; None for a section not run."""
+
+    machine: dict[str, str]
+    sections: list[str]
+    throughput: tuple[list[SinkResult], dict[str, Any]] | None = None
+    plug: dict[str, Any] | None = None
+    notify: dict[str, Any] | None = None
+
+    @property
+    def all_met(self) -> bool:
+        verdicts = [self.throughput[1]["all_met"]] if self.throughput else []
+        verdicts += [s["met"] for s in (self.plug, self.notify) if s is not None]
+        return all(verdicts)
+
+
+def render(report: Report, args: argparse.Namespace) -> str:
+    lines = ["machine: " + ", ".join(f"{k} {v}" for k, v in report.machine.items())]
+    if report.throughput is not None:
+        lines += ["", *render_throughput(*report.throughput, args)]
+    if report.plug is not None:
+        lines += ["", *render_plugs(report.plug)]
+    if report.notify is not None:
+        lines += ["", *render_notify(report.notify)]
+    lines += ["", f"all targets met ({', '.join(report.sections)}): {_yes(report.all_met)}"]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, report: Report, args: argparse.Namespace) -> None:
+    document: dict[str, Any] = {"machine": report.machine, "sections": report.sections}
+    if report.throughput is not None:
+        results, summary = report.throughput
+        jobs = [{**asdict(j), "mb_per_s": j.mb_per_s, "cpu_s_per_gib": j.cpu_s_per_gib}
+                for r in results for j in r.jobs]
+        memory = [{k: v for k, v in asdict(r).items() if k != "jobs"} for r in results]
+        document |= {"mib": args.mib, "runs": args.runs, "jobs": jobs, "memory": memory,
+                     **summary}
+    if report.plug is not None:
+        document["plug_latency"] = report.plug
+    if report.notify is not None:
+        document["notify"] = report.notify
+    document["all_met"] = report.all_met  # every target of the sections run
     path.write_text(json.dumps(document, indent=2) + "\n")
 
 
@@ -645,10 +1145,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=5, help="measured jobs per server and sink")
     parser.add_argument("--mib", type=int, default=256, help="size of each job in MiB")
+    parser.add_argument("--plugs", type=int, default=50, help="measured plugs (latency)")
+    parser.add_argument("--notify-runs", type=int, default=50,
+                        help="runs of notify and of python -c pass (notify)")
+    parser.add_argument("--only", action="append", choices=SECTIONS, metavar="SECTION",
+                        help=f"run only this section, one of {', '.join(SECTIONS)}; repeatable "
+                             "(default: all)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     args = parser.parse_args(argv)
-    if args.runs < 1 or args.mib < 1:
-        parser.error("--runs and --mib must be at least 1")
+    if min(args.runs, args.mib, args.plugs, args.notify_runs) < 1:
+        parser.error("--runs, --mib, --plugs and --notify-runs must be at least 1")
+    args.sections = [s for s in SECTIONS if s in (args.only or SECTIONS)]
     return args
 
 
@@ -673,26 +1180,36 @@ def sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def run_sections(args: argparse.Namespace) -> Report:
+    report = Report(machine_info(), args.sections)
+    if "throughput" in args.sections:
+        ports = preflight()
+        print(f"throughput: ports p910nd {ports[0]}, ours {ports[1]}", file=sys.stderr)
+        results = [bench_sink(sink, args, ports) for sink in SINKS]
+        report.throughput = (results, summarize(results))
+    if "latency" in args.sections:
+        report.plug = summarize_plugs(bench_plug_latency(args.plugs))
+    if "notify" in args.sections:
+        report.notify = summarize_notify(bench_notify(args.notify_runs))
+    return report
+
+
 def main(argv: Sequence[str]) -> int:
     if argv and argv[0] in CHILD_ROLES:
         return CHILD_ROLES[argv[0]](argv[1:])
     args = parse_args(argv)
     try:
         with sigterm_as_exit():
-            ports = preflight()
-            machine = machine_info()
-            print(f"ports: p910nd {ports[0]}, ours {ports[1]}", file=sys.stderr)
-            results = [bench_sink(sink, args, ports) for sink in SINKS]
+            report = run_sections(args)
     except BenchError as exc:
         print(f"bench: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 130
-    summary = summarize(results)
-    print(render(results, summary, args, machine))
+    print(render(report, args))
     if args.json:
-        write_json(args.json, results, summary, args, machine)
+        write_json(args.json, report, args)
     return 0
 
 

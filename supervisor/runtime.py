@@ -16,6 +16,8 @@ from supervisor.core.machine import (
     ABSENT,
     FIRMWARE_NEEDED,
     LISTENING_STATES,
+    READY,
+    SERVING,
     Printer,
     StateChange,
 )
@@ -172,13 +174,15 @@ class PrinterRuntime:
 
     # -- what the forwarder reports ---------------------------------------------------------
     async def job_started(self, client: str) -> None:
-        await self.model.job_started()
+        if self.model.state == READY:
+            await self.model.job_started()
 
     async def job_ended(self, outcome: JobOutcome) -> None:
         if outcome.ok:
             self.model.jobs += 1
             self.model.bytes += outcome.bytes_in
-        await self.model.job_ended()
+        if self.model.state == SERVING:  # not when the job ended because the printer went
+            await self.model.job_ended()
         if outcome.device_lost:
             self._rescan()
 

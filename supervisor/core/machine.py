@@ -98,3 +98,20 @@ def build_machine() -> AsyncMachine:
         after_state_change="_after_change",
         ignore_invalid_triggers=True,
     )
+
+
+def mermaid() -> str:
+    """The state diagram, drawn from TRANSITIONS (the README embeds it; a test compares)."""
+    ids = {state: state.replace("-", "_") for state in STATES}
+    lines = ["stateDiagram-v2"]
+    lines += [f'    state "{state}" as {ids[state]}' for state in STATES if ids[state] != state]
+    lines.append(f"    [*] --> {ids[ABSENT]}")
+    for row in TRANSITIONS:
+        sources = row["source"] if isinstance(row["source"], list) else [row["source"]]
+        label = row["trigger"] + (f" [{row['conditions']}]" if "conditions" in row else "")
+        lines += [f"    {ids[source]} --> {ids[row['dest']]}: {label}" for source in sources]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(mermaid())
