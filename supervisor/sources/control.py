@@ -79,8 +79,9 @@ class ControlServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             reply = await self._answer(reader)
-            writer.write(json.dumps(reply).encode() + b"\n")
-            await writer.drain()
+            if reply is not None:
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
         except (ConnectionError, TimeoutError):
             pass  # the client went away; nothing to answer
         finally:
@@ -88,9 +89,11 @@ class ControlServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> Reply:
+    async def _answer(self, reader: asyncio.StreamReader) -> Reply | None:
         try:
             line = await asyncio.wait_for(_read_request(reader), READ_TIMEOUT_S)
+            if not line:
+                return None  # connected and closed: a liveness probe, not a request
             request = decode_request(line)
             return await self._handler(request)
         except RequestError as exc:
@@ -104,8 +107,6 @@ async def _read_request(reader: asyncio.StreamReader) -> bytes:
     except asyncio.LimitOverrunError:
         raise RequestError(f"request over {MAX_REQUEST_BYTES // 1024} KiB") from None
     except asyncio.IncompleteReadError as exc:  # no newline: the whole stream is the request
-        if not exc.partial:
-            raise RequestError("empty request") from None
         return exc.partial
 
 
