@@ -135,3 +135,14 @@ def test_replacement_device_on_the_same_entry_is_gone_then_present() -> None:
     decisions = reg.reconcile(snap(usb("2-1", None, "lp1")))
     assert [type(d) for d in decisions] == [Gone, Present]
     assert all(d.name == name for d in decisions)
+
+
+def test_a_static_node_that_is_a_usb_printer_is_that_printer_not_an_auto_one() -> None:
+    reg = registry('[[printer]]\nname = "lp0"\ndevice = "/dev/usb/lp0"\nport = 9100\n')
+    assert reg.reconcile(snap(extra=(Path("/dev/usb/lp0"),))) == [
+        Present("lp0", Path("/dev/usb/lp0"), None)]
+    # sysfs now shows the USB printer behind that node: no second, auto entry for it,
+    # and the static printer is not restarted; it only learns its product and serial.
+    assert reg.reconcile(snap(usb("2-1", "A1", "lp0"))) == []
+    assert list(reg.entries) == ["lp0"]
+    assert reg.entries["lp0"].usb == usb("2-1", "A1", "lp0")

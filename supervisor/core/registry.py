@@ -103,9 +103,13 @@ class Registry:
             if entry.settings.is_static and device is not None and (
                     device in snapshot.existing_nodes):
                 wanted[entry.name] = (device, None)
+        static = {device: name for name, (device, _) in wanted.items()}
         for usb in snapshot.printers:
             if usb.node is None or usb.node not in snapshot.existing_nodes:
                 continue  # usblp not bound (yet), or its node not created yet
+            if usb.node in static:  # a p910nd-style entry names this node: it is that printer
+                wanted[static[usb.node]] = (usb.node, usb)
+                continue
             match = self._match(usb, taken=wanted.keys())
             if match is not None:
                 wanted[match.name] = (match.settings.device or usb.node, usb)
@@ -121,7 +125,8 @@ class Registry:
                     decisions.append(Gone(entry.name))
                 continue
             node, usb = now
-            same = entry.present and entry.node == node and _same_device(entry.usb, usb)
+            same = entry.present and entry.node == node and (
+                entry.settings.is_static or _same_device(entry.usb, usb))
             if not same:
                 if entry.present:  # replaced by another device or node in one step
                     decisions.append(Gone(entry.name))
