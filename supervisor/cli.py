@@ -65,6 +65,59 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print the JSON of SPEC §6")
     status.set_defaults(handler=cmd_status)
 
+    logs = commands.add_parser(
+        "logs", help="show the service's log, filtered; -f follows it",
+        description="Show the last lines of the service's JSON log ([daemon] log_file), "
+                    "rotated files included (.1 .2 .3 and logrotate's .gz). Times are UTC. "
+                    "Exits 0 (also on Ctrl-C and when there is no log yet), 2 on a bad option "
+                    "or when the service logs to stderr only, 1 when the log is unreadable.")
+    logs.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                      help="configuration file")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="then print new lines as they come, across rotations (Ctrl-C ends)")
+    logs.add_argument("-n", "--lines", type=_line_count, metavar="N",
+                      help="how many of the last matching lines to show: a number (0 for "
+                           "none, e.g. with -f) or 'all' (default: 20, or all with --since)")
+    logs.add_argument("--since", metavar="T",
+                      help="only lines from T on: ISO 8601 (2026-11-24T00:22Z; UTC unless a "
+                           "zone is given) or a duration before now (30s, 10m, 2h, 1d)")
+    logs.add_argument("--printer", metavar="NAME", help="only this printer (globs work: 'hp*')")
+    logs.add_argument("--event", metavar="NAME",
+                      help="only this event (globs work: 'job_*')")
+    logs.add_argument("--level", metavar="L",
+                      help="only this level and above: debug, info, warning, error, critical")
+    logs.add_argument("--json", action="store_true",
+                      help="print the matching lines unchanged, one JSON object each (for jq)")
+    logs.set_defaults(handler=cmd_logs)
+
+    migrate = commands.add_parser(
+        "migrate-p910nd", help="turn p910nd's UCI configuration into [[printer]] entries",
+        description="Read OpenWrt's p910nd configuration (UCI) and print the equivalent "
+                    "printer-supervisor TOML: one [[printer]] per `config p910nd` section "
+                    "(disabled ones commented out). Each option that cannot be carried over "
+                    "is reported on stderr with its section. Exits 0 when converted, 2 when "
+                    "the file cannot be read or has no p910nd sections.")
+    migrate.add_argument("path", nargs="?", metavar="PATH", default="/etc/config/p910nd",
+                         help="p910nd's UCI file (default: /etc/config/p910nd)")
+    migrate.add_argument("-o", "--output", metavar="FILE",
+                         help="write the TOML to FILE instead of stdout")
+    migrate.add_argument("--force", action="store_true",
+                         help="with -o: overwrite FILE if it exists")
+    migrate.set_defaults(handler=cmd_migrate_p910nd)
+
+    firmware = commands.add_parser(
+        "firmware", help="list the firmware catalog and which files are present",
+        description="List the printers that need firmware pushed (the catalog): model, "
+                    "PRODUCT glob, file, and where the file was found in the configuration's "
+                    "firmware_dirs, or that it is missing. Exits 0.")
+    firmware.add_argument("action", nargs="?", choices=["list"], default="list",
+                          help="what to do (only: list)")
+    firmware.add_argument("-v", "--verbose", action="store_true",
+                          help="also say why each model needs its firmware")
+    firmware.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                          help="configuration file naming firmware_dirs")
+    firmware.set_defaults(handler=cmd_firmware)
+
     check = commands.add_parser(
         "check-config", help="validate a configuration and print the effective printers",
         description="Validate a configuration file and print the printers it defines. "
@@ -107,6 +160,9 @@ def _load(path_arg: str | None, command: str) -> Settings | int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    # asyncio imports ssl (OpenSSL: 4.5 MB of RSS) only to offer TLS, which this service never
+    # speaks; on a 128 MB router that memory is worth refusing.
+    sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     import asyncio
 
     from supervisor.observe.logs import configure_logging
@@ -129,13 +185,19 @@ async def _serve(settings: Settings) -> int:
     import asyncio
     import signal
 
-    from supervisor.app import Service
+    from supervisor.app import Service, StartupError
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await Service(settings).run(stop)
+    try:
+        service = Service(settings)
+        loop.add_signal_handler(signal.SIGHUP, service.request_reload)
+        await service.run(stop)
+    except StartupError as exc:
+        print(f"supervisorctl run: {exc}", file=sys.stderr)
+        return EXIT_FATAL
     return EXIT_OK
 
 
@@ -259,6 +321,181 @@ def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+# -- logs ----------------------------------------------------------------------------------------
+_ALL_LINES = -1
+
+
+def _line_count(text: str) -> int:
+    if text == "all":
+        return _ALL_LINES
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of lines (or 'all')")
+    return int(text)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from supervisor import logview
+
+    settings = _load(args.config, "logs")
+    if isinstance(settings, int):
+        return settings
+    path = settings.daemon.log_file
+    if path is None:
+        print("supervisorctl logs: [daemon] log_file is \"\": the service logs to stderr only. "
+              "Read it with `journalctl -u printer-supervisor` (systemd) or `logread` (OpenWrt), "
+              "or set log_file.", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        view = logview.Filter.from_options(printer=args.printer, event=args.event,
+                                           level=args.level, since=args.since,
+                                           now=datetime.now(UTC))
+    except ValueError as exc:
+        print(f"supervisorctl logs: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not logview.log_exists(path):
+        print(f"supervisorctl logs: no log at {path} yet" + (
+            "; waiting for it" if args.follow else
+            " (the service writes it once it runs; check [daemon] log_file)"), file=sys.stderr)
+        if not args.follow:
+            return EXIT_OK
+    if args.lines is None:  # like journalctl: --since shows all of it
+        limit = logview.DEFAULT_LINES if args.since is None else None
+    else:
+        limit = None if args.lines == _ALL_LINES else args.lines
+    try:
+        with logview.Follower(path) as live:
+            start = live.poll() if args.follow else None
+            for line, record in logview.history(path, view, limit, start):
+                print(line if args.json else logview.format_human(record))
+            if args.follow:
+                sys.stdout.flush()
+                for line, record in logview.matching(logview.follow(live, stop=lambda: False),
+                                                     view):
+                    print(line if args.json else logview.format_human(record), flush=True)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    except PermissionError as exc:
+        print(f"supervisorctl logs: not allowed to read {exc.filename}: run as root or as a "
+              "member of the log's group.", file=sys.stderr)
+        return EXIT_FATAL
+    except BrokenPipeError:  # `logs | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EXIT_OK
+
+
+# -- migrate-p910nd ------------------------------------------------------------------------------
+def cmd_migrate_p910nd(args: argparse.Namespace) -> int:
+    from supervisor.migrate import UciError, parse_uci, to_toml
+
+    try:
+        with open(args.path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
+        print(f"supervisorctl migrate-p910nd: cannot read {args.path}: {why}. Name p910nd's "
+              "UCI file (default /etc/config/p910nd).", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        sections = parse_uci(text)
+    except UciError as exc:
+        print(f"supervisorctl migrate-p910nd: {args.path}:{exc.line}: {exc.message} (uci "
+              "would refuse this file too; fix it first)", file=sys.stderr)
+        return EXIT_USAGE
+    if not any(s.type == "p910nd" for s in sections):
+        print(f"supervisorctl migrate-p910nd: {args.path} has no `config p910nd` sections: "
+              "nothing to convert. Is it p910nd's UCI file?", file=sys.stderr)
+        return EXIT_USAGE
+    migration = to_toml(sections, source=str(args.path))
+    for note in migration.notes:
+        print(note, file=sys.stderr)
+    if args.output is None:
+        sys.stdout.write(migration.toml)
+        return EXIT_OK
+    try:
+        with open(args.output, "w" if args.force else "x", encoding="utf-8") as handle:
+            handle.write(migration.toml)
+    except FileExistsError:
+        print(f"supervisorctl migrate-p910nd: {args.output} exists; add --force to overwrite "
+              "it, or name another file.", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"supervisorctl migrate-p910nd: cannot write {args.output}: {exc.strerror}.",
+              file=sys.stderr)
+        return EXIT_FATAL
+    print(f"wrote {args.output}; check it with: supervisorctl check-config {args.output}",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+# -- firmware ------------------------------------------------------------------------------------
+def cmd_firmware(args: argparse.Namespace) -> int:
+    settings = _load(args.config, "firmware")
+    if isinstance(settings, int):
+        return settings
+    print(render_firmware(settings, verbose=args.verbose))
+    return EXIT_OK
+
+
+def render_firmware(settings: Settings, *, verbose: bool = False) -> str:
+    """The catalog as a table: model, PRODUCT glob, file, and where the file is (or is not)."""
+    import textwrap
+
+    from supervisor.core.catalog import load_catalog
+    from supervisor.workers.firmware import FirmwareMissing, find_firmware
+
+    catalog, dirs = load_catalog(), settings.daemon.firmware_dirs
+    searched = ", ".join(map(str, dirs)) or "no firmware_dirs configured"
+    rows = [("MODEL", "PRODUCT", "FILE", "WHERE")]
+    present = 0
+    for entry in catalog:
+        try:
+            where = str(find_firmware(entry.file, dirs))
+            present += 1
+        except FirmwareMissing:
+            where = f"missing (searched {searched})"
+        rows.append((entry.model, entry.product, entry.file, where))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [f"firmware directories: {searched}"]
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+                     + "  " + row[3])
+        if verbose and index > 0:
+            lines += textwrap.wrap(catalog[index - 1].reason, 96, initial_indent="    ",
+                                   subsequent_indent="    ")
+    lines.append(f"{present} of {len(catalog)} present. Missing files: see "
+                 "supervisor/firmware/README.md for how to obtain them"
+                 + ("." if verbose else "; -v says why each model needs its firmware."))
+    return "\n".join(lines)
+
+
+def firmware_warnings(settings: Settings) -> list[str]:
+    """One warning per firmware file a configured printer will need and that is missing."""
+    from fnmatch import fnmatchcase
+
+    from supervisor.core.catalog import load_catalog
+    from supervisor.workers.firmware import FirmwareMissing, find_firmware
+
+    warnings = []
+    for p in settings.printers:
+        wanted: dict[str, str] = {}  # file → how the printer comes to need it
+        if p.firmware not in ("auto", "none"):
+            wanted[p.firmware] = f'firmware "{p.firmware}"'
+        elif p.firmware == "auto" and p.match:
+            for entry in load_catalog():
+                if entry.matches(p.match) or fnmatchcase(entry.product, p.match):
+                    wanted.setdefault(entry.file, f"firmware auto (match {p.match} is "
+                                                  f"{entry.model}, {entry.product})")
+        for name, why in wanted.items():
+            try:
+                find_firmware(name, settings.daemon.firmware_dirs)
+            except FirmwareMissing as exc:
+                warnings.append(f"warning: printer {p.name}: {why}: {exc}; until it is there "
+                                "the printer waits in firmware-needed")
+    return warnings
+
+
 # -- check-config --------------------------------------------------------------------------------
 def cmd_check_config(args: argparse.Namespace) -> int:
     from supervisor.core.ports import assign_ports
@@ -290,6 +527,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if d.auto:
         print(f"auto: other USB printers are served too, on the next free port from "
               f"{d.base_port}")
+    for warning in firmware_warnings(settings):
+        print(warning, file=sys.stderr)
     return EXIT_OK
 
 

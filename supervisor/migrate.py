@@ -1,0 +1,510 @@
+"""p910nd migration: OpenWrt's UCI file /etc/config/p910nd turned into `[[printer]]` TOML.
+
+Pure: text in, text and notes out. `parse_uci` reads UCI as libuci does (openwrt/uci file.c);
+`to_toml` maps each `config p910nd` section the way OpenWrt's init script
+(packages net/p910nd/files/p910nd.init) turned it into a p910nd command line, so the service
+does what p910nd did. What cannot be carried over becomes a note naming the section and option.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+DEFAULT_UCI_PATH: Final = "/etc/config/p910nd"
+PACKAGE: Final = "p910nd"
+BASE_PORT: Final = 9100
+_NAME_RE: Final = re.compile(r"[a-z0-9_-]+")
+_TRUE: Final = frozenset({"1", "on", "true", "yes", "enabled"})  # as config_get_bool reads them
+_FALSE: Final = frozenset({"0", "off", "false", "no", "disabled"})
+_CARRIED: Final = frozenset({"device", "port", "bidirectional", "bind", "enabled"})
+
+
+class UciError(ValueError):
+    """Text libuci would refuse to load; `line` is 1-based."""
+
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        self.message = message
+        super().__init__(f"line {line}: {message}")
+
+
+@dataclass(frozen=True)
+class UciSection:
+    """One `config TYPE ['NAME']` section; a `list` option's value is a tuple."""
+
+    type: str
+    name: str | None  # None: anonymous, addressed as @TYPE[index]
+    index: int  # position among the sections of its type
+    line: int
+    options: Mapping[str, str | tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        """The section as `uci show` names it: p910nd.office or p910nd.@p910nd[0]."""
+        return f"{PACKAGE}.{self.name if self.name else f'@{self.type}[{self.index}]'}"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """The TOML to use, and what could not be carried over (each note names its section)."""
+
+    toml: str
+    notes: list[str]
+
+
+# ---------------------------------------------------------------------------------------------
+# UCI syntax
+
+
+class _Scanner:
+    """Splits UCI text into commands of words, unquoting as libuci does.
+
+    A word joins quoted and unquoted parts (`'it'\\''s'` is it's). Single quotes keep every
+    character; double quotes and bare words take the character after a backslash literally;
+    a backslash before the end of a line continues the word on the next one. Quoted parts may
+    span lines. A bare `#` comments out the rest of the line, a bare `;` ends the command.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.line = 1
+
+    def _peek(self) -> str:
+        return self.text[self.pos] if self.pos < len(self.text) else ""
+
+    def _take(self) -> str:
+        char = self._peek()
+        self.pos += 1
+        if char == "\n":
+            self.line += 1
+        return char
+
+    def commands(self) -> Iterator[tuple[int, list[str]]]:
+        while self.pos < len(self.text):
+            start = self.line
+            words = self._command()
+            if words:
+                yield start, words
+
+    def _command(self) -> list[str]:
+        words: list[str] = []
+        while True:
+            while self._peek() not in ("", "\n") and self._peek().isspace():
+                self._take()
+            char = self._peek()
+            if char in ("", "\n", ";"):
+                self._take()
+                return words
+            if char == "#":
+                while self._peek() not in ("", "\n"):
+                    self._take()
+                continue
+            words.append(self._word())
+
+    def _word(self) -> str:
+        parts: list[str] = []
+        while (char := self._peek()) and not char.isspace() and char not in "#;":
+            if char == "'":
+                parts.append(self._quoted("'"))
+            elif char == '"':
+                parts.append(self._quoted('"'))
+            elif char == "\\":
+                parts.append(self._escape())
+            else:
+                parts.append(self._take())
+        return "".join(parts)
+
+    def _quoted(self, quote: str) -> str:
+        start = self.line
+        self._take()
+        parts: list[str] = []
+        while (char := self._peek()) != quote:
+            if not char:
+                raise UciError(start, f"unterminated {quote}: a quoted value never ends")
+            parts.append(self._escape() if char == "\\" and quote == '"' else self._take())
+        self._take()
+        return "".join(parts)
+
+    def _escape(self) -> str:
+        self._take()
+        if self._peek() == "\r" and self.text[self.pos + 1:self.pos + 2] == "\n":
+            self._take()
+        if self._peek() in ("", "\n"):
+            self._take()  # a line continuation
+            return ""
+        return self._take()
+
+
+def parse_uci(text: str) -> list[UciSection]:
+    """The sections of a UCI file, options merged as libuci merges them; UciError if invalid."""
+    sections: list[_Open] = []
+    by_name: dict[str, _Open] = {}
+    current: _Open | None = None
+    for line, words in _Scanner(text).commands():
+        command, args = words[0], words[1:]
+        if command in ("p", "package"):
+            continue  # the package name: this file is p910nd's whatever it says
+        if command in ("c", "config"):
+            if not args or not args[0]:
+                raise UciError(line, "config needs a section type, e.g. config p910nd")
+            name = args[1] if len(args) > 1 and args[1] else None
+            current = by_name.get(name) if name is not None else None
+            if current is not None:  # a named section reopened: its options merge
+                current.type = args[0]
+                continue
+            current = _Open(args[0], name, line)
+            sections.append(current)
+            if name is not None:
+                by_name[name] = current
+        elif command in ("o", "option", "l", "list"):
+            if current is None:
+                raise UciError(line, f"{command} before the first config section")
+            if not args or not args[0]:
+                raise UciError(line, f"{command} needs a name")
+            current.set(args[0], args[1] if len(args) > 1 else "", command in ("l", "list"))
+        else:
+            raise UciError(line, f"invalid command {command!r}: expected config, option or list")
+    counts: dict[str, int] = {}
+    result = []
+    for s in sections:
+        index = counts.get(s.type, 0)
+        counts[s.type] = index + 1
+        result.append(UciSection(s.type, s.name, index, s.line, s.options))
+    return result
+
+
+@dataclass
+class _Open:
+    """A section being read."""
+
+    type: str
+    name: str | None
+    line: int
+    options: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
+
+    def set(self, key: str, value: str, is_list: bool) -> None:
+        """uci_set / uci_add_list: an option replaces, a list appends, an empty option deletes."""
+        if is_list:
+            old = self.options.get(key, ())
+            self.options[key] = (*((old,) if isinstance(old, str) else old), value)
+        elif value:
+            self.options[key] = value
+        else:
+            self.options.pop(key, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# Mapping
+
+
+@dataclass
+class _Draft:
+    """One p910nd section on its way to a `[[printer]]` entry."""
+
+    section: UciSection
+    name: str = ""
+    device: str | None = None
+    port: int | None = None
+    bidirectional: bool = False
+    enabled: bool = True
+    bind: str | None = None
+    blocked: str | None = None  # why the entry must stay commented out, besides enabled '0'
+    comments: dict[str, str] = field(default_factory=dict)  # key → trailing TOML comment
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def active(self) -> bool:
+        return self.enabled and self.blocked is None
+
+    def note(self, message: str) -> None:
+        self.notes.append(f"{self.section.ref} (line {self.section.line}): {message}")
+
+
+def to_toml(sections: Sequence[UciSection], *, source: str = DEFAULT_UCI_PATH) -> Migration:
+    """`[[printer]]` entries for the p910nd sections, and a note for all that was left behind."""
+    drafts = [_draft(s) for s in sections if s.type == PACKAGE]
+    _name(drafts)
+    _settle_devices(drafts)
+    _settle_ports(drafts)
+    bind = _daemon_bind(drafts)
+    lines = _header(source, drafts) + _daemon_table(bind, drafts)
+    notes: list[str] = []
+    by_section = {id(d.section): d for d in drafts}
+    for section in sections:
+        draft = by_section.get(id(section))
+        if draft is None:
+            notes.append(f"{section.ref} (line {section.line}): section type "
+                         f"{section.type!r} ignored: p910nd reads only `config p910nd` sections")
+            continue
+        lines += ["", *_entry(draft)]
+        notes += draft.notes
+    return Migration("\n".join(lines) + "\n", notes)
+
+
+def _draft(section: UciSection) -> _Draft:
+    draft = _Draft(section)
+    values: dict[str, str] = {}
+    for key, value in section.options.items():
+        if isinstance(value, tuple):
+            draft.note(f"list {key} {_shown(' '.join(value))} not carried over: p910nd's init "
+                       "script reads single options, not lists")
+        else:
+            values[key] = value
+    _enabled(draft, values.get("enabled"))
+    digit = _port(draft, values.get("port"))
+    _device(draft, values.get("device"), digit)
+    _bidirectional(draft, values.get("bidirectional"))
+    draft.bind = values.get("bind")
+    _leftovers(draft, {k: v for k, v in values.items() if k not in _CARRIED})
+    draft.name = (_sanitised(section.name) if section.name else None) or (
+        f"p910nd-{digit}" if digit is not None else "p910nd")
+    return draft
+
+
+def _uci_bool(value: str) -> bool | None:
+    lowered = value.lower()
+    return True if lowered in _TRUE else False if lowered in _FALSE else None
+
+
+def _enabled(draft: _Draft, value: str | None) -> None:
+    parsed = _uci_bool(value) if value is not None else None
+    if parsed is False:
+        draft.enabled = False
+        draft.note(f"enabled {_shown(value or '')}: the entry is written commented out, with "
+                   "its settings, so that it is not served but is there to uncomment")
+        return
+    if parsed is None:
+        said = "not set" if value is None else f"{_shown(value)} is not a boolean"
+        draft.note(f"enabled {said}: carried over as enabled. OpenWrt's current init script "
+                   "treats that as disabled, older ones as enabled; comment the entry out if "
+                   "p910nd did not serve it")
+
+
+def _port(draft: _Draft, value: str | None) -> str | None:
+    """The port digit p910nd used (None when invalid); sets draft.port."""
+    if value is None:
+        draft.port = BASE_PORT
+        draft.comments["port"] = "p910nd's default (no port option: digit 0)"
+        return "0"
+    if len(value) == 1 and value in "0123456789":
+        draft.port = BASE_PORT + int(value)
+        return value
+    draft.note(f"port {_shown(value)} not carried over: p910nd takes one digit 0-9, meaning "
+               f"TCP {BASE_PORT}+digit; the entry has no port, so the service picks the next "
+               "free one from base_port (set port = 91xx to keep a fixed one)")
+    return None
+
+
+def _device(draft: _Draft, value: str | None, digit: str | None) -> None:
+    if value is None:
+        draft.device = f"/dev/lp{digit or '0'}"
+        draft.comments["device"] = "p910nd's built-in default (no device option)"
+    elif value.startswith("/"):
+        draft.device = value
+    else:
+        draft.device = value
+        draft.blocked = "device is not an absolute path"
+        draft.note(f"device {_shown(value)} not carried over: it must be an absolute path such "
+                   "as /dev/usb/lp0; the entry is written commented out: fix device, then "
+                   "uncomment it")
+
+
+def _bidirectional(draft: _Draft, value: str | None) -> None:
+    parsed = _uci_bool(value) if value is not None else False
+    if parsed is None:
+        draft.note(f"bidirectional {_shown(value or '')} is not a boolean: p910nd ran without "
+                   "-b, so the entry says bidirectional = false")
+        parsed = False
+    elif value is None:
+        draft.comments["bidirectional"] = "p910nd's default (no -b)"
+    draft.bidirectional = parsed
+
+
+def _leftovers(draft: _Draft, values: Mapping[str, str]) -> None:
+    def shown(keys: Sequence[str]) -> str:
+        return ", ".join(f"{k} {_shown(values[k])}" for k in keys)
+
+    if "runas_root" in values:
+        draft.note(f"{shown(['runas_root'])} not carried over: the service runs as one user "
+                   "for all printers, chosen by its systemd unit or procd init script; that "
+                   "user needs write access to the printer nodes (group lp)")
+    mdns = [k for k in values if k.startswith("mdns")]
+    if mdns:
+        was = ("p910nd advertised this printer as _pdl-datastream._tcp"
+               if _uci_bool(values.get("mdns", "0")) else "advertising was off in p910nd")
+        draft.note(f"{shown(mdns)} not carried over: the service does not advertise printers "
+                   f"over mDNS/DNS-SD ({was}); publish the port with umdns or avahi if clients "
+                   "need to discover it")
+    unknown = [k for k in values if k != "runas_root" and not k.startswith("mdns")]
+    if unknown:
+        draft.note(f"{shown(unknown)} not carried over: not an option p910nd's init script "
+                   "reads, so p910nd ignored it too")
+
+
+def _sanitised(name: str) -> str | None:
+    lowered = name.lower()
+    if _NAME_RE.fullmatch(lowered):
+        return lowered
+    cleaned = re.sub(r"[^a-z0-9_-]+", "-", lowered).strip("-")
+    return cleaned or None
+
+
+def _name(drafts: Sequence[_Draft]) -> None:
+    """Unique names, in file order (disabled entries too: they may be uncommented)."""
+    taken: set[str] = set()
+    for draft in drafts:
+        base, n = draft.name, 2
+        while draft.name in taken:
+            draft.name, n = f"{base}-{n}", n + 1
+        taken.add(draft.name)
+
+
+def _settle_ports(drafts: Sequence[_Draft]) -> None:
+    """One port per printer: active entries first, in file order, then disabled ones."""
+    owner: dict[int, str] = {}
+    for draft in sorted(drafts, key=lambda d: not d.active):
+        if draft.port is None:
+            continue
+        if draft.port in owner:
+            what = ("the entry has no port, so the service picks the next free one"
+                    if draft.active else "the commented-out entry has no port, so that it "
+                    "loads when uncommented")
+            draft.note(f"port {draft.port} not carried over: it is also the port of "
+                       f"{owner[draft.port]!r}; {what}")
+            draft.port = None
+            draft.comments.pop("port", None)
+            continue
+        owner[draft.port] = draft.name
+
+
+def _settle_devices(drafts: Sequence[_Draft]) -> None:
+    """The service serves a node once: a second served entry for a node is commented out."""
+    owner: dict[str, str] = {}
+    for draft in sorted(drafts, key=lambda d: not d.active):
+        if draft.device is None or draft.blocked is not None:
+            continue
+        if draft.device not in owner:
+            owner[draft.device] = draft.name
+        elif draft.active:
+            draft.note(f"device {draft.device} is also the device of {owner[draft.device]!r}: "
+                       "the service serves each node once (one printer, one port), so this "
+                       "entry is written commented out")
+            draft.blocked = f"its device is also the device of {owner[draft.device]!r}"
+        else:
+            draft.note(f"device {draft.device} is also the device of {owner[draft.device]!r}: "
+                       "the service serves each node once, so uncomment this entry only in "
+                       "place of that one")
+
+
+def _daemon_bind(drafts: Sequence[_Draft]) -> str | None:
+    """The address every served section bound to, if they agree; notes for every bind."""
+    active = [d for d in drafts if d.active]
+    wanted = {d.bind for d in active}
+    agreed = next(iter(wanted)) if len(wanted) == 1 else None
+    if agreed is not None and not _is_address(agreed):
+        agreed = None
+    for draft in drafts:
+        if draft.bind is None:
+            continue
+        if not _is_address(draft.bind):
+            why = "[daemon] bind takes IP addresses, such as 192.168.1.1 or ::"
+        elif not draft.active:
+            why = ("the entry is commented out, and bind is global in the service "
+                   "([daemon] bind, every printer listens on the same addresses)")
+        elif draft.bind == agreed:
+            draft.note(f"bind {_shown(draft.bind)} carried over as [daemon] bind = "
+                       f"[\"{draft.bind}\"]: the service's bind is global (every printer "
+                       "listens on the same addresses), and every served section agreed")
+            continue
+        else:
+            said = ", ".join(sorted(f"{d.name}: {d.bind or '0.0.0.0 (no bind)'}" for d in active))
+            why = (f"the service's bind is global ([daemon] bind, every printer listens on "
+                   f"the same addresses), and the sections disagree ({said}); the default "
+                   "[\"::\"] listens on all addresses: set [daemon] bind by hand, and use "
+                   "allow to restrict who may print")
+        draft.note(f"bind {_shown(draft.bind)} not carried over: {why}")
+    return agreed
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+def _header(source: str, drafts: Sequence[_Draft]) -> list[str]:
+    served = sum(d.active for d in drafts)
+    return [
+        f"# printer-supervisor configuration converted from {source}",
+        f"# by `supervisorctl migrate-p910nd`: {len(drafts)} p910nd section(s), "
+        f"{served} served, the rest commented out.",
+        "# What could not be carried over was printed as notes; check the result with",
+        "# `supervisorctl check-config FILE`.",
+    ]
+
+
+def _daemon_table(bind: str | None, drafts: Sequence[_Draft]) -> list[str]:
+    lines = [
+        "",
+        "[daemon]",
+        "# p910nd served only the devices configured for it; so does this configuration.",
+        "# true also serves any other USB printer, on the next free port from base_port.",
+        "auto = false",
+    ]
+    if bind is not None:
+        lines += ["# from p910nd's bind option, which every served section set the same way",
+                  f"bind = [{_toml_string(bind)}]"]
+    elif not any(d.bind for d in drafts):
+        lines += ["# bind: p910nd listened on 0.0.0.0 only (IPv4); the default [\"::\"] "
+                  "listens on IPv4 and IPv6"]
+    return lines
+
+
+def _entry(draft: _Draft) -> list[str]:
+    s = draft.section
+    title = f"# {s.ref}, line {s.line}"
+    if draft.blocked is not None:
+        title += f": commented out because {draft.blocked}"
+    elif not draft.enabled:
+        title += ": disabled in p910nd (enabled is off); uncomment it to serve it"
+    body = ["[[printer]]", f"name = {_toml_string(draft.name)}"]
+    if draft.device is not None:
+        body.append(_key(draft, "device", _toml_string(draft.device)))
+    if draft.port is not None:
+        body.append(_key(draft, "port", str(draft.port)))
+    body.append(_key(draft, "bidirectional", "true" if draft.bidirectional else "false"))
+    return [title, *(body if draft.active else [f"#{line}" for line in body])]
+
+
+def _key(draft: _Draft, key: str, value: str) -> str:
+    comment = draft.comments.get(key)
+    return f"{key} = {value}" + (f"  # {comment}" if comment else "")
+
+
+def _toml_string(value: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters escaped."""
+    out = []
+    for char in value:
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char < " " or char == "\x7f":
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _shown(value: str) -> str:
+    """A value as uci writes it: single-quoted, a quote inside as '\\''."""
+    return "'" + value.replace("'", "'\\''") + "'"

@@ -1,0 +1,364 @@
+"""`supervisorctl migrate-p910nd`: UCI as libuci reads it, and p910nd sections as [[printer]]."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from supervisor.cli import main
+from supervisor.config import Settings, parse_settings
+from supervisor.migrate import UciError, UciSection, parse_uci, to_toml
+
+# The file OpenWrt's packages feed installs (net/p910nd/files/p910nd.config)...
+OPENWRT_DEFAULT = """\
+config p910nd
+\toption device        /dev/usb/lp0
+\toption port          0
+\toption bidirectional 1
+\toption enabled       0
+"""
+# ...and the same after LuCI or `uci commit` rewrote it.
+OPENWRT_COMMITTED = """
+config p910nd
+\toption device '/dev/usb/lp0'
+\toption port '0'
+\toption bidirectional '1'
+\toption enabled '0'
+"""
+
+
+def sections(text: str) -> list[tuple[str, str | None, dict[str, object]]]:
+    return [(s.type, s.name, dict(s.options)) for s in parse_uci(text)]
+
+
+def uncommented(toml: str) -> str:
+    """The TOML with its commented-out entries restored (prose comments are `# `)."""
+    return re.sub(r"(?m)^#(?! )", "", toml)
+
+
+def convert(text: str) -> tuple[Settings, list[str], str]:
+    migration = to_toml(parse_uci(text))
+    return parse_settings(migration.toml), migration.notes, migration.toml
+
+
+# -- UCI syntax ----------------------------------------------------------------------------------
+DEFAULT_OPTIONS = {"device": "/dev/usb/lp0", "port": "0", "bidirectional": "1", "enabled": "0"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (OPENWRT_DEFAULT, [("p910nd", None, DEFAULT_OPTIONS)]),
+    (OPENWRT_COMMITTED, [("p910nd", None, DEFAULT_OPTIONS)]),
+    ("config p910nd 'office'\n  option device \"/dev/usb/lp1\"\n",
+     [("p910nd", "office", {"device": "/dev/usb/lp1"})]),
+    ("config p910nd\n\toption mdns_note 'upstairs, by the door'\n",
+     [("p910nd", None, {"mdns_note": "upstairs, by the door"})]),
+    ("config p910nd\n\toption mdns_note 'it'\\''s here'\n",
+     [("p910nd", None, {"mdns_note": "it's here"})]),
+    ('config p910nd\n\toption mdns_ty "say \\"hi\\" \\\\ bye"\n',
+     [("p910nd", None, {"mdns_ty": 'say "hi" \\ bye'})]),
+    ("config p910nd\n\toption mdns_ty it\\ is\\'\n", [("p910nd", None, {"mdns_ty": "it is'"})]),
+    ("config p910nd # the printer\n\toption port '1' # upstairs\n\toption device /dev/lp0#x\n",
+     [("p910nd", None, {"port": "1", "device": "/dev/lp0"})]),
+    ("config p910nd\n\toption mdns_note '# not a comment; nor this'\n",
+     [("p910nd", None, {"mdns_note": "# not a comment; nor this"})]),
+    ("# comment\n\n   # indented comment\nconfig p910nd\n\n\t\n\toption port 2\n",
+     [("p910nd", None, {"port": "2"})]),
+    ("config p910nd; option port 3; option device /dev/usb/lp3\n",
+     [("p910nd", None, {"port": "3", "device": "/dev/usb/lp3"})]),
+    ("c p910nd\n\to port 4\n", [("p910nd", None, {"port": "4"})]),
+    ("package p910nd\n\nconfig p910nd\n", [("p910nd", None, {})]),
+    ("config p910nd\r\n\toption port '5'\r\n", [("p910nd", None, {"port": "5"})]),
+    ("config p910nd\n\toption mdns_note 'two\nlines'\n",
+     [("p910nd", None, {"mdns_note": "two\nlines"})]),
+    ("config p910nd\n\toption mdns_note con\\\ntinued\n",
+     [("p910nd", None, {"mdns_note": "continued"})]),
+    ("config p910nd\n\toption port '1'\n\toption port '2'\n\toption bind ''\n",
+     [("p910nd", None, {"port": "2"})]),
+    ("config p910nd\n\tlist allow a\n\tlist allow 'b c'\n",
+     [("p910nd", None, {"allow": ("a", "b c")})]),
+    ("config p910nd 'a'\n\toption port 1\nconfig p910nd\nconfig p910nd 'a'\n\toption device /d\n",
+     [("p910nd", "a", {"port": "1", "device": "/d"}), ("p910nd", None, {})]),
+    ("config other\nconfig p910nd 'x'\n", [("other", None, {}), ("p910nd", "x", {})]),
+], ids=["openwrt-default", "uci-committed", "double-quoted", "spaces", "uci-escaped-quote",
+        "backslash-in-double-quotes", "backslash-bare", "trailing-comments", "hash-in-quotes",
+        "blank-and-comment-lines", "semicolons", "short-commands", "package-line", "crlf",
+        "multi-line-value", "line-continuation", "last-wins-and-empty-deletes", "list",
+        "named-section-reopened", "other-type"])
+def test_parse_uci(text: str, expected: list[tuple[str, str | None, dict[str, object]]]) -> None:
+    assert sections(text) == expected
+
+
+def test_sections_are_named_as_uci_show_names_them() -> None:
+    parsed = parse_uci("config p910nd\nconfig p910nd 'office'\nconfig p910nd\n")
+    assert [s.ref for s in parsed] == ["p910nd.@p910nd[0]", "p910nd.office", "p910nd.@p910nd[2]"]
+    assert [s.line for s in parsed] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("text", "line", "message"), [
+    ("\n\toption port 0\n", 2, "before the first config section"),
+    ("config p910nd\n\toption device '/dev/usb/lp0\n\toption port 0\n", 2, "unterminated '"),
+    ('config p910nd\n\toption device "/dev/usb/lp0\\"\n', 2, 'unterminated "'),
+    ("config p910nd\n\tdevice /dev/usb/lp0\n", 2, "invalid command 'device'"),
+    ("config\n", 1, "section type"),
+], ids=["option-first", "unterminated-single", "unterminated-double", "bad-command", "no-type"])
+def test_parse_uci_refuses_what_uci_refuses(text: str, line: int, message: str) -> None:
+    with pytest.raises(UciError) as caught:
+        parse_uci(text)
+    assert caught.value.line == line
+    assert message in caught.value.message
+
+
+# -- mapping -------------------------------------------------------------------------------------
+@pytest.mark.parametrize("text", [OPENWRT_DEFAULT, OPENWRT_COMMITTED],
+                         ids=["openwrt-default", "uci-committed"])
+def test_the_openwrt_default_is_written_disabled_and_loads_when_uncommented(text: str) -> None:
+    settings, notes, toml = convert(text)
+
+    assert settings.printers == ()
+    assert settings.daemon.auto is False
+    assert "#[[printer]]" in toml
+    [note] = notes
+    assert re.match(r"p910nd\.@p910nd\[0\] \(line [12]\): enabled '0': the entry is written "
+                    "commented out", note)
+    [printer] = parse_settings(uncommented(toml)).printers
+    assert (printer.name, str(printer.device), printer.port, printer.bidirectional) == (
+        "p910nd-0", "/dev/usb/lp0", 9100, True)
+    assert printer.is_static
+
+
+TWO_ENABLED = """
+config p910nd 'LaserJet'
+\toption device '/dev/usb/lp0'
+\toption port '0'
+\toption bidirectional '1'
+\toption enabled '1'
+
+config p910nd
+\toption device '/dev/usb/lp1'
+\toption port '3'
+\toption bidirectional 'off'
+\toption enabled 'yes'
+"""
+
+
+def test_enabled_sections_become_printers() -> None:
+    settings, notes, _ = convert(TWO_ENABLED)
+
+    assert [(p.name, str(p.device), p.port, p.bidirectional) for p in settings.printers] == [
+        ("laserjet", "/dev/usb/lp0", 9100, True), ("p910nd-3", "/dev/usb/lp1", 9103, False)]
+    assert notes == []
+
+
+@pytest.mark.parametrize(("options", "expected", "noted"), [
+    ("", {"device": "/dev/lp0", "port": 9100, "bidirectional": False}, ["enabled not set"]),
+    ("option enabled 1\noption port 7",
+     {"device": "/dev/lp7", "port": 9107, "bidirectional": False}, []),
+    ("option enabled 1\noption device /dev/usb/lp0\noption port 12",
+     {"port": None}, ["port '12' not carried over"]),
+    ("option enabled 1\noption device /dev/usb/lp0\noption port x",
+     {"port": None}, ["port 'x' not carried over"]),
+    ("option enabled 1\noption device /dev/usb/lp0\noption bidirectional maybe",
+     {"bidirectional": False}, ["bidirectional 'maybe' is not a boolean"]),
+    ("option enabled sometimes\noption device /dev/usb/lp0",
+     {"port": 9100}, ["enabled 'sometimes' is not a boolean"]),
+    ("option enabled 1\noption device '/dev/usb/lp \"0\"\\'",
+     {"device": '/dev/usb/lp "0"\\'}, []),
+    ("option enabled 1\noption device /dev/usb/lp0\noption runas_root 1",
+     {"port": 9100}, ["runas_root '1' not carried over"]),
+    ("option enabled 1\noption device /dev/usb/lp0\noption mdns 1\noption mdns_ty 'HP LJ'\n"
+     "option mdns_note 'it'\\''s here'\noption mdns_cmd ZJS",
+     {"port": 9100},
+     ["mdns '1', mdns_ty 'HP LJ', mdns_note 'it'\\''s here', mdns_cmd 'ZJS' not carried over",
+      "_pdl-datastream._tcp"]),
+    ("option enabled 1\noption device /dev/usb/lp0\noption mdns 0",
+     {"port": 9100}, ["mdns '0' not carried over", "advertising was off"]),
+    ("option enabled 1\noption device /dev/usb/lp0\noption colour blue\nlist allow x",
+     {"port": 9100}, ["colour 'blue' not carried over", "list allow 'x' not carried over"]),
+], ids=["nothing-set", "defaults", "port-two-digits", "port-not-a-digit", "bidirectional-odd",
+        "enabled-odd", "odd-device-path", "runas-root", "mdns-on", "mdns-off", "unknown"])
+def test_each_option(options: str, expected: dict[str, object], noted: list[str]) -> None:
+    text = "config p910nd\n" + "".join(f"\t{line}\n" for line in options.splitlines())
+    settings, notes, _ = convert(text)
+
+    [printer] = settings.printers
+    for key, value in expected.items():
+        got = getattr(printer, key)
+        assert (str(got) if key == "device" else got) == value, key
+    for fragment in noted:
+        assert any(fragment in note for note in notes), (fragment, notes)
+    assert all(note.startswith("p910nd.@p910nd[0] (line 1): ") for note in notes)
+    if not noted:
+        assert notes == []
+
+
+def test_an_agreed_bind_becomes_the_daemon_bind() -> None:
+    text = TWO_ENABLED.replace("'1'\n\n", "'1'\n\toption bind '192.168.1.1'\n\n") + (
+        "\toption bind '192.168.1.1'\n")
+    settings, notes, _ = convert(text)
+
+    assert settings.daemon.bind == ("192.168.1.1",)
+    assert len(notes) == 2
+    assert all("bind '192.168.1.1' carried over as [daemon] bind" in n for n in notes)
+
+
+@pytest.mark.parametrize(("second", "fragment"), [
+    ("\toption bind '10.0.0.1'\n", "the sections disagree (laserjet: 192.168.1.1, p910nd-3: "
+                                   "10.0.0.1)"),
+    ("", "the sections disagree (laserjet: 192.168.1.1, p910nd-3: 0.0.0.0 (no bind))"),
+], ids=["different", "one-unset"])
+def test_a_bind_the_sections_disagree_on_is_a_note(second: str, fragment: str) -> None:
+    text = TWO_ENABLED.replace("'1'\n\n", "'1'\n\toption bind '192.168.1.1'\n\n") + second
+    settings, notes, _ = convert(text)
+
+    assert settings.daemon.bind == ("::",)
+    assert notes and all(fragment in n and "not carried over" in n for n in notes)
+    assert notes[0].startswith("p910nd.LaserJet (line 2): bind '192.168.1.1'")
+
+
+def test_a_bind_to_a_host_name_is_a_note() -> None:
+    settings, notes, _ = convert("config p910nd\n\toption enabled 1\n\toption bind router.lan\n")
+
+    assert settings.daemon.bind == ("::",)
+    assert notes == ["p910nd.@p910nd[0] (line 1): bind 'router.lan' not carried over: [daemon] "
+                     "bind takes IP addresses, such as 192.168.1.1 or ::"]
+
+
+def test_names_are_sanitised_and_unique() -> None:
+    text = ("config p910nd 'Office_Printer'\n\toption enabled 1\n\toption device /dev/usb/lp0\n"
+            "config p910nd 'office_printer'\n\toption enabled 1\n\toption device /dev/usb/lp1\n"
+            "\toption port 1\n"
+            "config p910nd 'a.b c'\n\toption enabled 1\n\toption device /dev/usb/lp2\n"
+            "\toption port 2\n"
+            "config p910nd '...'\n\toption enabled 1\n\toption device /dev/usb/lp3\n"
+            "\toption port 3\n")
+    settings, _, _ = convert(text)
+
+    assert [p.name for p in settings.printers] == [
+        "office_printer", "office_printer-2", "a-b-c", "p910nd-3"]
+
+
+def test_a_port_or_device_used_twice_still_loads() -> None:
+    text = ("config p910nd\n\toption enabled 1\n\toption device /dev/usb/lp0\n"
+            "config p910nd\n\toption enabled 1\n\toption device /dev/usb/lp1\n"
+            "config p910nd\n\toption enabled 1\n\toption device /dev/usb/lp0\n\toption port 5\n")
+    settings, notes, toml = convert(text)
+
+    assert [(p.name, str(p.device), p.port) for p in settings.printers] == [
+        ("p910nd-0", "/dev/usb/lp0", 9100), ("p910nd-0-2", "/dev/usb/lp1", None)]
+    assert any(n.startswith("p910nd.@p910nd[1] (line 4): port 9100 not carried over: it is "
+                            "also the port of 'p910nd-0'") for n in notes)
+    assert any(n.startswith("p910nd.@p910nd[2] (line 7): device /dev/usb/lp0 is also the "
+                            "device of 'p910nd-0'") for n in notes)
+    assert "commented out because its device is also the device of 'p910nd-0'" in toml
+
+
+def test_a_disabled_leftover_gives_way_to_the_served_section() -> None:
+    text = OPENWRT_COMMITTED + TWO_ENABLED.replace("'LaserJet'", "'office'")
+    settings, notes, toml = convert(text)
+
+    assert [(p.name, p.port) for p in settings.printers] == [("office", 9100), ("p910nd-3", 9103)]
+    assert any("port 9100 not carried over: it is also the port of 'office'" in n
+               for n in notes)
+    # Uncommenting the leftover does not break the file either (it names the same node).
+    assert "device /dev/usb/lp0 is also the device of 'office'" in " ".join(notes)
+    assert "p910nd-0" in toml
+
+
+def test_a_relative_device_is_commented_out() -> None:
+    settings, notes, toml = convert("config p910nd\n\toption enabled 1\n\toption device usb/lp0\n")
+
+    assert settings.printers == ()
+    assert "commented out because device is not an absolute path" in toml
+    assert notes == ["p910nd.@p910nd[0] (line 1): device 'usb/lp0' not carried over: it must be "
+                     "an absolute path such as /dev/usb/lp0; the entry is written commented "
+                     "out: fix device, then uncomment it"]
+
+
+def test_other_sections_are_noted_in_file_order() -> None:
+    migration = to_toml(parse_uci("config p910nd\n\toption enabled 0\nconfig dummy 'x'\n"),
+                        source="/tmp/p910nd")
+
+    assert migration.toml.startswith("# printer-supervisor configuration converted from "
+                                     "/tmp/p910nd\n")
+    assert [n.split(":")[0] for n in migration.notes] == [
+        "p910nd.@p910nd[0] (line 1)", "p910nd.x (line 3)"]
+    assert "section type 'dummy' ignored" in migration.notes[1]
+
+
+def test_to_toml_takes_sections_built_by_hand() -> None:
+    section = UciSection("p910nd", "desk", 0, 1, {"device": "/dev/usb/lp4", "port": "4",
+                                                  "enabled": "1"})
+    [printer] = parse_settings(to_toml([section]).toml).printers
+    assert (printer.name, printer.port) == ("desk", 9104)
+
+
+# -- the command ---------------------------------------------------------------------------------
+def test_command_prints_toml_and_notes(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    uci = tmp_path / "p910nd"
+    uci.write_text(OPENWRT_COMMITTED + "\toption runas_root '1'\n" + TWO_ENABLED,
+                   encoding="utf-8")
+
+    assert main(["migrate-p910nd", str(uci)]) == 0
+
+    out, err = capsys.readouterr()
+    assert out.startswith(f"# printer-supervisor configuration converted from {uci}\n")
+    settings = parse_settings(out)
+    assert [p.name for p in settings.printers] == ["laserjet", "p910nd-3"]
+    lines = err.splitlines()
+    assert lines[0].startswith("p910nd.@p910nd[0] (line 2): enabled '0'")
+    assert any(line.startswith("p910nd.@p910nd[0] (line 2): runas_root '1' not carried over")
+               for line in lines)
+    assert all(line.startswith("p910nd.") for line in lines)
+
+
+def test_command_writes_a_file_and_will_not_overwrite_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    uci, out = tmp_path / "p910nd", tmp_path / "config.toml"
+    uci.write_text(TWO_ENABLED, encoding="utf-8")
+
+    assert main(["migrate-p910nd", str(uci), "-o", str(out)]) == 0
+    assert capsys.readouterr().out == ""
+    assert len(parse_settings(out.read_text(encoding="utf-8")).printers) == 2
+
+    out.write_text("# mine\n", encoding="utf-8")
+    assert main(["migrate-p910nd", str(uci), "-o", str(out)]) == 2
+    assert "exists; add --force" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8") == "# mine\n"
+
+    assert main(["migrate-p910nd", str(uci), "-o", str(out), "--force"]) == 0
+    assert len(parse_settings(out.read_text(encoding="utf-8")).printers) == 2
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "cannot read"),
+    ("config dummy\n\toption port 0\n", "has no `config p910nd` sections"),
+    ("", "has no `config p910nd` sections"),
+    ("config p910nd\n\toption device '/dev/usb/lp0\n", ":2: unterminated '"),
+    (b"config p910nd\n\toption device '/dev/\xff'\n", "not UTF-8"),
+], ids=["missing", "no-p910nd", "empty", "syntax", "not-utf8"])
+def test_command_exits_2_when_there_is_nothing_to_convert(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str | bytes | None,
+        message: str) -> None:
+    uci = tmp_path / "p910nd"
+    if isinstance(content, bytes):
+        uci.write_bytes(content)
+    elif content is not None:
+        uci.write_text(content, encoding="utf-8")
+
+    assert main(["migrate-p910nd", str(uci)]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("supervisorctl migrate-p910nd: ")
+    assert str(uci) in err and message in err
+
+
+@pytest.mark.parametrize("command", ["migrate-p910nd", "firmware"])
+def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    assert f"usage: supervisorctl {command}" in capsys.readouterr().out
