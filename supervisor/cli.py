@@ -15,7 +15,6 @@ EXIT_OK = 0
 EXIT_FATAL = 1
 EXIT_USAGE = 2
 EXIT_NOT_RUNNING = 3
-CLIENT_TIMEOUT_S = 2.0  # notify runs in OpenWrt's one-at-a-time hotplug chain: never hang it
 
 DESCRIPTION = """\
 printer-supervisor: USB printers as network printers (AppSocket/JetDirect, port 9100+),
@@ -202,62 +201,8 @@ async def _serve(settings: Settings) -> int:
 
 
 # -- talking to the service ----------------------------------------------------------------------
-class ServiceUnreachable(Exception):
-    """The request was not delivered; the message says why in a sentence."""
-
-
-def socket_path(args: argparse.Namespace) -> str:
-    """--socket, else the configuration's control_socket, else the default path."""
-    from supervisor import protocol
-
-    if args.socket:
-        return str(args.socket)
-    if os.environ.get(protocol.SOCKET_ENV):
-        return os.environ[protocol.SOCKET_ENV]
-    config = args.config or os.environ.get(protocol.CONFIG_ENV) or protocol.DEFAULT_CONFIG
-    try:
-        import tomllib
-
-        with open(config, "rb") as handle:
-            path = tomllib.load(handle).get("daemon", {}).get("control_socket")
-    except (OSError, ValueError, AttributeError):
-        path = None  # check-config explains a broken file; here the default will do
-    return path if isinstance(path, str) and path else protocol.DEFAULT_SOCKET
-
-
-def request(path: str, message: dict[str, object]) -> dict[str, object]:
-    """One request, one reply (SPEC §7)."""
-    import json
-    import socket
-
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-        conn.settimeout(CLIENT_TIMEOUT_S)
-        try:
-            conn.connect(path)
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise ServiceUnreachable(f"printer-supervisor is not running (nothing listens on "
-                                     f"{path}).") from None
-        except PermissionError:
-            raise ServiceUnreachable(f"not allowed to use {path}: run as root or as a member "
-                                     "of the service's group.") from None
-        try:
-            conn.sendall(json.dumps(message).encode() + b"\n")
-            reply = b""
-            while not reply.endswith(b"\n") and (chunk := conn.recv(65536)):
-                reply += chunk
-        except OSError as exc:
-            raise ServiceUnreachable(f"printer-supervisor did not answer on {path}: "
-                                     f"{exc}.") from None
-    try:
-        answer = json.loads(reply)
-    except ValueError:
-        raise ServiceUnreachable(f"printer-supervisor gave no valid answer on {path}.") from None
-    if not isinstance(answer, dict):
-        raise ServiceUnreachable(f"printer-supervisor gave no valid answer on {path}.")
-    return answer
-
-
 def cmd_notify(args: argparse.Namespace) -> int:
+    from supervisor.client import ServiceUnreachable, request, socket_path
     from supervisor.protocol import HOTPLUG_KEYS, VERSION
 
     if args.pairs:
@@ -272,7 +217,8 @@ def cmd_notify(args: argparse.Namespace) -> int:
     else:
         event = {key: os.environ[key] for key in HOTPLUG_KEYS if key in os.environ}
     try:
-        answer = request(socket_path(args), {"v": VERSION, "cmd": "notify", "event": event})
+        answer = request(socket_path(args.socket, args.config),
+                         {"v": VERSION, "cmd": "notify", "event": event})
     except ServiceUnreachable as exc:
         print(f"supervisorctl notify: {exc} The event was not delivered; the service rescans "
               "the devices when it starts.", file=sys.stderr)
@@ -286,10 +232,11 @@ def cmd_notify(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
+    from supervisor.client import ServiceUnreachable, request, socket_path
     from supervisor.protocol import VERSION
 
     try:
-        answer = request(socket_path(args), {"v": VERSION, "cmd": "status"})
+        answer = request(socket_path(args.socket, args.config), {"v": VERSION, "cmd": "status"})
     except ServiceUnreachable as exc:
         print(f"supervisorctl status: {exc}", file=sys.stderr)
         return EXIT_NOT_RUNNING

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from supervisor.app import Service
-from supervisor.cli import request
+from supervisor.client import request
 from supervisor.config import load_settings
 from supervisor.observe.logs import configure_logging, reset_logging
 
