@@ -60,6 +60,7 @@ class Service:
         self._started = time.monotonic()
         self._memory = dict(self.registry.remembered)
         self._reload_wanted = asyncio.Event()
+        self._changing = asyncio.Lock()  # one reconcile or reload at a time
         self.reconciles = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -154,6 +155,10 @@ class Service:
             await self._reconcile()
 
     async def _reconcile(self) -> None:
+        async with self._changing:
+            await self._reconcile_now()
+
+    async def _reconcile_now(self) -> None:
         """Scan the device tree and act on the difference: the one place printers change."""
         snapshot = await asyncio.to_thread(self._scan)
         self.reconciles += 1
@@ -230,17 +235,18 @@ class Service:
                    if getattr(old_daemon, key) != getattr(new_daemon, key)]
         new = dataclasses.replace(new, daemon=dataclasses.replace(
             new_daemon, **{key: getattr(old_daemon, key) for key in RESTART_ONLY}))
-        update = self.registry.plan_update(new)
-        leaving = [runtime for name in (*update.removed, *update.changed)
-                   if (runtime := self.printers.pop(name, None)) is not None]
-        await asyncio.gather(*(runtime.shutdown(grace_s) for runtime in leaving))
-        for runtime in leaving:
-            self._machine.remove_model(runtime.model)
-        self.registry.apply_update(new, update)
-        self.settings = new
-        for name in (*update.changed, *update.added):
-            self._add_runtime(name)
-        await self._reconcile()
+        async with self._changing:
+            update = self.registry.plan_update(new)
+            leaving = [runtime for name in (*update.removed, *update.changed)
+                       if (runtime := self.printers.pop(name, None)) is not None]
+            await asyncio.gather(*(runtime.shutdown(grace_s) for runtime in leaving))
+            for runtime in leaving:
+                self._machine.remove_model(runtime.model)
+            self.registry.apply_update(new, update)
+            self.settings = new
+            for name in (*update.changed, *update.added):
+                self._add_runtime(name)
+            await self._reconcile_now()
         log.info("config_reloaded", ok=True, added=list(update.added),
                  removed=list(update.removed), changed=list(update.changed),
                  unchanged=list(update.unchanged), needs_restart=ignored or None)
