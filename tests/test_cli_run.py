@@ -87,7 +87,8 @@ def test_static_printer_absent_at_start_is_listed_but_not_listening(
 
 
 def test_help_works_for_every_command() -> None:
-    for command in ([], ["run"], ["check-config"], ["demo"]):
+    for command in ([], ["run"], ["notify"], ["status"], ["logs"], ["check-config"],
+                    ["firmware"], ["migrate-p910nd"], ["demo"]):
         result = run_cli(*command, "--help")
         assert result.returncode == 0, command
         assert "usage: supervisorctl" in result.stdout

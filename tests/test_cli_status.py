@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,6 +12,7 @@ from pathlib import Path
 
 from harness import ServiceThread
 
+from supervisor.client import ServiceUnreachable, request
 from supervisor.virtual import VirtualPrinter
 
 SPEC_KEYS = {"name", "state", "product", "serial", "device", "port", "bidirectional",
@@ -46,3 +49,39 @@ def test_status_without_a_service_exits_3(tmp_path: Path) -> None:
     result = ctl("--socket", str(tmp_path / "none.sock"), "status")
     assert result.returncode == 3
     assert "not running" in result.stderr
+
+
+def test_status_says_when_the_socket_is_not_accessible(
+        tmp_path: Path, start_service: Callable[..., ServiceThread]) -> None:
+    start_service([])
+    tmp_path.chmod(0o755)  # the directory may be entered; the socket itself is 0660 root
+    message = as_nobody(lambda: _unreachable(str(tmp_path / "control.sock")))
+    assert message.startswith("not allowed to use") and "not running" not in message
+
+
+def _unreachable(path: str) -> str:
+    try:
+        request(path, {"v": 1, "cmd": "status"})
+    except ServiceUnreachable as exc:
+        return str(exc)
+    return "connected"
+
+
+def as_nobody(work: Callable[[], str]) -> str:
+    """Run `work` in a forked child that has become the unprivileged user nobody."""
+    nobody = pwd.getpwnam("nobody")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop root, do the work, report, leave at once
+        try:
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            os.write(write_end, work().encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as result:
+        answer = result.read().decode()
+    os.waitpid(pid, 0)
+    return answer

@@ -268,3 +268,17 @@ def test_bad_requests_are_answered_with_an_error_and_logged(
     assert reply["ok"] is False and error in reply["error"]
     assert error in service.log.wait_for("notify_rejected")["error"]
     assert service.status()["daemon"]["pid"] == os.getpid()  # unharmed
+
+
+def test_a_corrupt_port_memory_is_logged_and_rebuilt(make_usb: MakeUsb, tmp_path: Path,
+                                                     start_service: StartService) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "ports.json").write_text('{"printers": {"03f0:4117:X": {"port": "nine"', "utf-8")
+    usb = make_usb(device_id=DEFAULT_DEVICE_ID + FWVER_FIELD)
+    usb.plug()
+    service = start_service([], base_port=9400)
+    assert "ports.json" in service.log.wait_for("state_file_unreadable")["path"]
+    assert service.wait_state(LJ1018, "ready")["port"] == 9400
+    remembered = json.loads((state / "ports.json").read_text("utf-8"))
+    assert remembered["printers"]["03f0:4117:CNB1234567"] == {"name": LJ1018, "port": 9400}
