@@ -118,6 +118,8 @@ def daemon_defaults(root: Path, **overrides: object) -> dict[str, object]:
         "devfs": str(root / "dev"),
         "firmware_dirs": [str(root / "firmware")],
         "bind": ["127.0.0.1"],
+        # Not 9100: the machine may run something there (node_exporter does).
+        "base_port": free_port(),
     }
     daemon.update(overrides)
     return daemon
