@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -14,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from supervisor.logview import parse_record, read_lines
 from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, FakeSysfs, VirtualUsbPrinter
 
 STEP_TIMEOUT_S: Final = 15.0
@@ -42,19 +42,6 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = STEP_TIMEOUT_S)
             return True
         time.sleep(0.02)
     return condition()
-
-
-def read_log(path: Path) -> list[dict[str, object]]:
-    """The service's JSON log lines (a line being written is skipped)."""
-    if not path.exists():
-        return []
-    events = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return events
 
 
 def print_job(port: int, job: bytes) -> bytes:
@@ -182,11 +169,15 @@ class Demo:
                         "(its firmware will be pushed again)")
 
     def show_log(self) -> bool:
-        print(f"\n6. The log ({self.log_file}), one JSON object per line:")
-        for event in read_log(self.log_file):
-            fields = {k: v for k, v in event.items() if k not in ("timestamp", "level", "event")}
-            print(f"      {event['event']:<21} {json.dumps(fields)[:90]}")
-        return self.say(self._logged("job_finished"), "every step is there, as JSON lines")
+        print(f"\n6. The log: one JSON object per line in {self.log_file}")
+        print("  $ supervisorctl logs -n all", flush=True)
+        shown = subprocess.run([sys.executable, "-m", "supervisor", "logs", "--config",
+                                str(self.config), "-n", "all"], capture_output=True, text=True,
+                               check=False, timeout=30)
+        for line in shown.stdout.splitlines():
+            print(f"      {line[:110]}")
+        return self.say(shown.returncode == 0 and self._logged("job_finished"),
+                        "every step is there; --json gives the raw lines for jq")
 
     def stop(self) -> None:
         if self.service is None:
@@ -204,7 +195,10 @@ class Demo:
         self.service = None
 
     def _logged(self, event: str) -> bool:
-        return any(e.get("event") == event for e in read_log(self.log_file))
+        if not self.log_file.exists():
+            return False
+        return any((record := parse_record(line)) and record.get("event") == event
+                   for line in read_lines(self.log_file))
 
     def _service_died(self) -> bool:
         return self.service is None or self.service.poll() is not None
