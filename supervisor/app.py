@@ -30,6 +30,7 @@ SHUTDOWN_GRACE_S: Final = 10.0  # a running job may finish this long after SIGTE
 RESCAN_SETTLE_S: Final = 0.01  # events this close together make one rescan
 NODE_POLL_S: Final = 0.1  # a printer seen without its lp node is looked at again this often
 NODE_WAIT_S: Final = 10.0  # ...for this long after it was first seen
+PERIODIC_RESCAN_S: Final = 300.0  # a safety net should events be lost without a trace
 
 log = structlog.get_logger("supervisor")
 
@@ -113,7 +114,8 @@ class Service:
             raise StartupError(f"cannot open the {kind} event source: {exc}; "
                                'set [daemon] event_source = "none" to rely on '
                                "`supervisorctl notify`") from exc
-        source = MonitorSource(monitor, lambda env: self.hotplug(env, origin=kind))
+        source = MonitorSource(monitor, lambda env: self.hotplug(env, origin=kind),
+                               lost=self._rescan_wanted.set)
         source.attach(asyncio.get_running_loop())
         return source
 
@@ -146,7 +148,7 @@ class Service:
     async def _rescan_loop(self) -> None:
         while True:
             try:
-                timeout = NODE_POLL_S if self._incomplete else None
+                timeout = NODE_POLL_S if self._incomplete else PERIODIC_RESCAN_S
                 await asyncio.wait_for(self._rescan_wanted.wait(), timeout)
                 await asyncio.sleep(RESCAN_SETTLE_S)  # let the rest of a burst arrive
             except TimeoutError:

@@ -283,3 +283,11 @@ def test_a_corrupt_port_memory_is_logged_and_rebuilt(make_usb: MakeUsb, tmp_path
     assert service.wait_state(LJ1018, "ready")["port"] == 9400
     remembered = json.loads((state / "ports.json").read_text("utf-8"))
     assert remembered["printers"]["03f0:4117:CNB1234567"] == {"name": LJ1018, "port": 9400}
+
+
+def test_a_printer_whose_events_were_all_lost_is_found_by_the_periodic_rescan(
+        make_usb: MakeUsb, start_service: StartService, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("supervisor.app.PERIODIC_RESCAN_S", 0.2)
+    service = start_service([{"name": "lj", "match": "3f0/4117/*", "firmware": "none"}])
+    make_usb().plug()  # and not one event is delivered
+    service.wait_state("lj", "ready")

@@ -35,11 +35,13 @@ def open_monitor(source: str) -> Any:
 
 
 class MonitorSource:
-    """Feeds each received uevent's properties to `sink` from the event loop's reader."""
+    """Feeds each received uevent's properties to `sink` from the event loop's reader;
+    `lost` hears when events may have been dropped (then only a rescan knows the truth)."""
 
-    def __init__(self, monitor: Any, sink: EventSink) -> None:
+    def __init__(self, monitor: Any, sink: EventSink, lost: Callable[[], None]) -> None:
         self._monitor = monitor
         self._sink = sink
+        self._lost = lost
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -55,8 +57,12 @@ class MonitorSource:
         for _ in range(MAX_EVENTS_PER_WAKEUP):
             try:
                 device = self._monitor.poll(timeout=0)
-            except (ValueError, OSError) as exc:  # a malformed message: skip it, read on
+            except ValueError as exc:  # a malformed message: skip it, read on
                 log.warning("hotplug_unreadable", error=str(exc))
+                continue
+            except OSError as exc:  # ENOBUFS: the kernel dropped events for us
+                log.warning("hotplug_events_lost", error=str(exc))
+                self._lost()
                 continue
             if device is None:
                 return
