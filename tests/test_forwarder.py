@@ -301,3 +301,18 @@ def test_a_pipe_whose_reader_went_away_fails_the_job_as_device_lost(
             for _ in range(100):
                 conn.sendall(b"x" * 65536)
     assert "EPIPE" in service.log.wait_for("job_failed")["error"]
+
+
+def test_stop_does_not_wait_for_a_device_that_never_opens(
+        tmp_path: Path, start_service: StartService) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # no reader: the job keeps retrying the open (30 s deadline)
+    port = free_port()
+    service = start_service([{"name": "lp", "device": str(fifo), "port": port}], grace_s=0.2)
+    service.log.wait_for("listener_started")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"stuck")
+        service.log.wait_for("job_started")
+        service.stop()  # within the grace and a little, not after the open deadline
+    failed = service.log.wait_for("job_failed")
+    assert "while waiting for the device" in failed["error"]

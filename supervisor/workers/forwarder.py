@@ -62,9 +62,11 @@ class Forwarder:
         self._listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
         self._pump: Pump | None = None
+        self._jobs: asyncio.Task[None] | None = None
         self._no_job = asyncio.Event()
         self._no_job.set()
         self._stopping = False
+        self._stop_reason = "service stopping"
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def run(self) -> None:
@@ -74,7 +76,8 @@ class Forwarder:
             if self._stopping:
                 return
             self._accepting = [asyncio.create_task(self._accept_loop(s)) for s in self._listeners]
-            await self._job_loop()
+            self._jobs = asyncio.create_task(self._job_loop())
+            await self._jobs
         finally:
             self._close_listeners()
             self._drop_queue()
@@ -82,6 +85,7 @@ class Forwarder:
     async def stop(self, *, grace_s: float, reason: str) -> None:
         """Stop accepting now; let a running job finish within `grace_s`, then abort it."""
         self._stopping = True
+        self._stop_reason = reason
         self._close_listeners()
         self._drop_queue()
         if self._no_job.is_set():
@@ -91,6 +95,8 @@ class Forwarder:
         except TimeoutError:
             if self._pump is not None:
                 self._pump.abort(reason)
+            elif self._jobs is not None:  # still waiting for the device to open
+                self._jobs.cancel()
             await self._no_job.wait()
 
     # -- listening ---------------------------------------------------------------------------
@@ -173,11 +179,15 @@ class Forwarder:
                 pump = self._pump = Pump(conn, device.fd, backchannel=device.readable,
                                          idle_timeout_s=self.settings.idle_timeout)
                 if self._stopping:
-                    pump.abort("service stopping")
+                    pump.abort(self._stop_reason)
                 result = await _in_thread(pump.run, pump.abort, f"job-{self.settings.name}")
             finally:
                 self._pump = None
                 os.close(device.fd)
+        except asyncio.CancelledError:
+            log.error("job_failed", error=f"{self._stop_reason} while waiting for the device",
+                      bytes_in=0, bytes_out=0, seconds=round(time.monotonic() - started, 3))
+            raise
         except (DeviceOpenError, JobError) as exc:
             bytes_in, bytes_out = (pump.bytes_in, pump.bytes_out) if pump else (0, 0)
             log.error("job_failed", error=str(exc), bytes_in=bytes_in, bytes_out=bytes_out,
