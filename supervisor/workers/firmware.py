@@ -252,8 +252,24 @@ def _write_all(fd: int, data: bytes, deadline: float, stop: threading.Event) -> 
             pass
         except InterruptedError:
             continue
-        if time.monotonic() >= deadline:
-            raise OSError(errno.ETIMEDOUT, f"printer took only {total} of {len(data)} bytes "
-                          "before the deadline")
-        poller.poll(_POLL_SLICE_MS)
+        _wait_writable(poller, total, len(data), deadline=deadline, stop=stop)
+    # usblp answers a non-blocking write once the transfer is queued, and close() cancels one
+    # still in flight: wait until it reports POLLOUT, i.e. the last transfer is done.
+    while not _wait_writable(poller, total, len(data), deadline=deadline, stop=stop):
+        pass
     return total
+
+
+def _wait_writable(poller: select.poll, written: int, size: int, *, deadline: float,
+                   stop: threading.Event) -> bool:
+    """One poll slice for POLLOUT: True when writable; OSError on stop, loss or deadline."""
+    if stop.is_set():
+        raise OSError(errno.ECANCELED, "firmware push cancelled")
+    if time.monotonic() >= deadline:
+        raise OSError(errno.ETIMEDOUT, f"printer took only {written} of {size} bytes "
+                      "before the deadline")
+    for _fd, events in poller.poll(_POLL_SLICE_MS):
+        if events & (select.POLLERR | select.POLLHUP | select.POLLNVAL):
+            raise OSError(errno.EIO, "the printer went away during the push")
+        return True
+    return False

@@ -14,6 +14,7 @@ import os
 import select
 import socket
 import stat
+import threading
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -26,6 +27,7 @@ DEVICE_EOF_PAUSE_S: Final = 0.1  # a device read returned EOF: look again after 
 
 _IN: Final = select.POLLIN | select.POLLPRI
 _OUT: Final = select.POLLOUT
+_GONE: Final = select.POLLERR | select.POLLHUP | select.POLLNVAL
 #: errnos meaning the printer went away (unplugged, usblp detached, pty master closed).
 DEVICE_GONE_ERRNOS: Final = frozenset({errno.EIO, errno.ENODEV, errno.ENXIO, errno.EPIPE})
 
@@ -56,6 +58,8 @@ class Pump:
         self._backchannel = backchannel
         self._idle_timeout_s = idle_timeout_s
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._wake_lock = threading.Lock()  # abort() never writes to a closed, reused fd
+        self._wake_closed = False
         self._abort_reason: str | None = None
         self._poll = select.poll()
         self._in_buf = memoryview(bytearray(CHUNK_BYTES))
@@ -77,8 +81,10 @@ class Pump:
         """Stop the job as soon as possible; `run` then raises JobError(reason)."""
         if self._abort_reason is None:
             self._abort_reason = reason
-        with contextlib.suppress(OSError):  # already closed: the pump has finished
-            os.write(self._wake_w, b"!")
+        with self._wake_lock:
+            if not self._wake_closed:
+                with contextlib.suppress(BlockingIOError):  # already full: it is awake
+                    os.write(self._wake_w, b"!")
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> PumpResult:
@@ -94,12 +100,15 @@ class Pump:
                             f"client sent nothing for {self._idle_timeout_s:g} s (idle_timeout)"
                         )
                     self._wait(idle_deadline)
+            self._flush_device()
             if self._backchannel and self._client_writable:
                 self._drain()
             return PumpResult(self.bytes_in, self.bytes_out)
         finally:
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            with self._wake_lock:
+                self._wake_closed = True
+                os.close(self._wake_r)
+                os.close(self._wake_w)
 
     def _step(self) -> bool:
         """One round of attempts; True when any bytes moved."""
@@ -111,6 +120,26 @@ class Pump:
         if self._backchannel:
             moved |= self._relay_backchannel()
         return moved
+
+    def _flush_device(self) -> None:
+        """Wait until the device has taken the last write before the node is closed.
+
+        usblp answers a non-blocking write once the transfer is queued, and close() cancels a
+        transfer still in flight: the end of the job would be lost. It reports POLLOUT again
+        when that transfer is done.
+        """
+        _register(self._poll, self._sock.fileno(), 0)
+        self._poll.register(self._wake_r, _IN)
+        self._poll.register(self._dev, _OUT)
+        while True:
+            self._check_abort()
+            for fd, events in self._poll.poll():
+                if fd != self._dev:
+                    continue
+                if events & _GONE:
+                    raise JobError("printer went away before it took the end of the job",
+                                   device_lost=True)
+                return
 
     def _relay_backchannel(self) -> bool:
         moved = False
