@@ -119,12 +119,13 @@ class Service:
         source.attach(asyncio.get_running_loop())
         return source
 
-    def _add_runtime(self, name: str) -> PrinterRuntime:
+    def _add_runtime(self, name: str,
+                     after: asyncio.Task[None] | None = None) -> PrinterRuntime:
         daemon = self.settings.daemon
         runtime = PrinterRuntime(self.registry.entries[name], bind=daemon.bind,
                                  firmware_dirs=daemon.firmware_dirs, catalog=self._catalog,
                                  rescan=self._rescan_wanted.set,
-                                 on_change=self._status_changed)
+                                 on_change=self._status_changed, after=after)
         self._machine.add_model(runtime.model)
         self.printers[name] = runtime
         return runtime
@@ -239,16 +240,21 @@ class Service:
             new_daemon, **{key: getattr(old_daemon, key) for key in RESTART_ONLY}))
         async with self._changing:
             update = self.registry.plan_update(new)
-            leaving = [runtime for name in (*update.removed, *update.changed)
-                       if (runtime := self.printers.pop(name, None)) is not None]
-            await asyncio.gather(*(runtime.shutdown(grace_s) for runtime in leaving))
-            for runtime in leaving:
-                self._machine.remove_model(runtime.model)
+            leaving = {name: runtime for name in (*update.removed, *update.changed)
+                       if (runtime := self.printers.pop(name, None)) is not None}
+            # Leaving printers finish their jobs (within the grace) while everything else goes
+            # on: rescans are not held up, and a changed printer's successor starts its work
+            # once its predecessor has let go of the port and the node.
+            stopping = {name: asyncio.create_task(runtime.shutdown(grace_s))
+                        for name, runtime in leaving.items()}
             self.registry.apply_update(new, update)
             self.settings = new
             for name in (*update.changed, *update.added):
-                self._add_runtime(name)
+                self._add_runtime(name, after=stopping.get(name))
             await self._reconcile_now()
+        await asyncio.gather(*stopping.values())
+        for runtime in leaving.values():
+            self._machine.remove_model(runtime.model)
         log.info("config_reloaded", ok=True, added=list(update.added),
                  removed=list(update.removed), changed=list(update.changed),
                  unchanged=list(update.unchanged), needs_restart=ignored or None)

@@ -44,7 +44,7 @@ class PrinterRuntime:
 
     def __init__(self, entry: Entry, *, bind: tuple[str, ...], firmware_dirs: Sequence[Path],
                  catalog: Sequence[FirmwareEntry], rescan: Callable[[], None],
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], after: asyncio.Task[None] | None = None) -> None:
         self.entry = entry
         self.bind = bind
         self.firmware_dirs = firmware_dirs
@@ -53,6 +53,7 @@ class PrinterRuntime:
         self.firmware: str | None = None  # the file this printer gets, once it is known
         self._rescan = rescan
         self._changed = on_change  # state or error changed: the service's one-line status
+        self._predecessor = after  # a reload's old runtime of this printer, still stopping
         self._forwarder: Forwarder | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stops: set[asyncio.Task[None]] = set()
@@ -128,10 +129,16 @@ class PrinterRuntime:
             await asyncio.gather(*self._stops)
 
     # -- the tasks --------------------------------------------------------------------------
+    async def _predecessor_gone(self) -> None:
+        """Wait until a reload's old runtime of this printer has released port and node."""
+        if self._predecessor is not None:
+            await asyncio.shield(self._predecessor)  # cancelling us must not cancel it
+
     async def _serve(self) -> None:
         """The forwarder, restarted after an unexpected failure (a bug must not end the service)."""
         node = self.entry.node
         assert node is not None
+        await self._predecessor_gone()
         while True:
             self._forwarder = Forwarder(self.entry.settings, device=node,
                                         port=self.entry.port, bind=self.bind, owner=self)
@@ -147,6 +154,7 @@ class PrinterRuntime:
         """Push until loaded, retrying transient failures; a permanent one parks the printer."""
         node, name = self.entry.node, self.firmware
         assert node is not None and name is not None
+        await self._predecessor_gone()
         deadline = time.monotonic() + FIRMWARE_DEADLINE_S
         delay = FIRMWARE_FIRST_RETRY_S
         while True:

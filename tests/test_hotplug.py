@@ -291,3 +291,18 @@ def test_a_printer_whose_events_were_all_lost_is_found_by_the_periodic_rescan(
     service = start_service([{"name": "lj", "match": "3f0/4117/*", "firmware": "none"}])
     make_usb().plug()  # and not one event is delivered
     service.wait_state("lj", "ready")
+
+
+def test_a_power_cycle_whose_events_were_lost_still_gets_firmware(
+        make_usb: MakeUsb, firmware_file: Path, start_service: StartService) -> None:
+    usb = make_usb(firmware=BLOB)
+    service = start_service([])
+    deliver(service, usb.plug())
+    service.log.wait_for("firmware_pushed")
+    service.wait_state(LJ1018, "ready")
+    usb.unplug()
+    usb.plug()  # off and on again between two scans: only the devnum tells
+    deliver(service, [{"ACTION": "change", "DEVPATH": "/devices/x", "SUBSYSTEM": "usb",
+                       "DEVTYPE": "usb_device"}])
+    service.log.wait_for("firmware_pushed", count=2)
+    service.wait_state(LJ1018, "ready")

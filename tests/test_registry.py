@@ -146,3 +146,13 @@ def test_a_static_node_that_is_a_usb_printer_is_that_printer_not_an_auto_one() -
     assert reg.reconcile(snap(usb("2-1", "A1", "lp0"))) == []
     assert list(reg.entries) == ["lp0"]
     assert reg.entries["lp0"].usb == usb("2-1", "A1", "lp0")
+
+
+def test_a_power_cycle_between_two_scans_is_an_unplug_and_a_plug() -> None:
+    reg = registry()
+    before = UsbPrinter(port_path="2-1", vendor_id=0x3F0, product_id=0x4117, bcd_device=0x100,
+                        serial="A1", node=DEV / "usb/lp0", devnum=5)
+    reg.reconcile(snap(before))
+    after = UsbPrinter(port_path="2-1", vendor_id=0x3F0, product_id=0x4117, bcd_device=0x100,
+                       serial="A1", node=DEV / "usb/lp0", devnum=6)  # it lost its firmware
+    assert [type(d) for d in reg.reconcile(snap(after))] == [Gone, Present]

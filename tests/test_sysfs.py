@@ -38,7 +38,7 @@ def ports(snapshot: Snapshot) -> list[str]:
 def test_printer_with_node(fake: FakeSysfs, devfs: Path) -> None:
     fake.add_printer()
     snapshot = scan(fake.root, devfs)
-    assert snapshot == Snapshot(printers=(replace(HPLJ, node=devfs / "usb" / "lp0"),))
+    assert snapshot == Snapshot(printers=(replace(HPLJ, node=devfs / "usb" / "lp0", devnum=2),))
     # The scanner read through symlinks, as in /sys; the root hub usb2 was there and skipped.
     link = fake.devices_dir / "2-1"
     assert link.is_symlink()

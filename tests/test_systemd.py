@@ -14,7 +14,7 @@ import pytest
 from harness import Log, ServiceThread, free_port, send_job, wait_until, write_config
 
 from supervisor.observe.systemd import Notifier
-from supervisor.virtual import VirtualPrinter
+from supervisor.virtual import FakeSysfs, VirtualPrinter, VirtualUsbPrinter
 
 
 class NotifySocket:
@@ -199,3 +199,36 @@ def test_reload_changes_removes_and_keeps(tmp_path: Path, start_service: Callabl
 def _port(config: Path) -> int:
     return int(next(line.split("=")[1] for line in config.read_text().splitlines()
                     if line.startswith("port")))
+
+
+def test_a_reload_waiting_for_a_job_does_not_hold_up_hotplug(
+        tmp_path: Path, start_service: Callable[..., ServiceThread],
+        make_printer: Callable[..., VirtualPrinter]) -> None:
+    busy = make_printer("usb/lp5")
+    port = free_port()
+    service = start_service([{"name": "busy", "device": str(busy.path), "port": port},
+                             {"name": "lj", "match": "3f0/4117/*", "firmware": "none"}],
+                            grace_s=30.0)
+    service.log.wait_for("listener_started", printer="busy")
+    conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+    conn.sendall(b"long job, ")
+    busy.wait_for_bytes(10)
+    service.config.write_text(service.config.read_text().replace(
+        'name = "busy"', 'name = "busy"\nidle_timeout = 600'), encoding="utf-8")
+    service.reload()  # "busy" changed: its job may take the whole grace
+    service.wait_state("busy", "ready")  # its successor is listed at once
+    usb = VirtualUsbPrinter(FakeSysfs(tmp_path / "sys"), tmp_path / "dev")
+    try:
+        for env in usb.plug():
+            service.notify(env)
+        service.wait_state("lj", "ready", timeout_s=5)  # long before the grace is over
+        assert service.log.events("config_reloaded") == []  # the reload is still waiting
+        conn.sendall(b"finished after the reload")
+        conn.shutdown(socket.SHUT_WR)
+        assert conn.recv(1) == b""
+        conn.close()
+        assert busy.wait_for_bytes(35) == b"long job, finished after the reload"
+        assert service.log.wait_for("config_reloaded")["changed"] == ["busy"]
+        service.log.wait_for("listener_started", printer="busy", count=2)
+    finally:
+        usb.close()

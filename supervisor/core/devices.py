@@ -21,6 +21,7 @@ class UsbPrinter:
     protocol: int | None = None  # bInterfaceProtocol: 1 uni-, 2 bidirectional, 3 IEEE 1284.4
     node: Path | None = None  # devfs path of its lp node, None while usblp is not bound
     device_id: str | None = None  # usblp's cached IEEE-1284 ID (sysfs ieee1284_id)
+    devnum: int | None = None  # new on every enumeration: a power cycle changes it
 
     @property
     def product(self) -> str:

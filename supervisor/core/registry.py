@@ -237,9 +237,11 @@ def _matches(settings: PrinterSettings, usb: UsbPrinter) -> bool:
 
 
 def _same_device(old: UsbPrinter | None, new: UsbPrinter | None) -> bool:
+    """The same device, still plugged: a power cycle between two scans (new devnum) is not."""
     if old is None or new is None:
         return old is new
-    return old.identity == new.identity and old.port_path == new.port_path
+    return (old.identity, old.port_path, old.devnum) == (new.identity, new.port_path,
+                                                         new.devnum)
 
 
 def _unique(base: str, names: Iterable[str]) -> str:

@@ -63,6 +63,7 @@ def _read_printer(devices_dir: str, name: str, interfaces: list[tuple[int, int, 
         protocol=_read_hex(interface_dir, "bInterfaceProtocol", _HEX8),
         node=devfs / "usb" / lp if lp else None,
         device_id=_read_device_id(interface_dir),
+        devnum=_read_decimal(device_dir, "devnum"),
     )
     # Unplugged while we read it? Its files were then missing, not broken: drop the half-read
     # printer (a lost serial would give it another identity); the next rescan settles it.
@@ -107,6 +108,11 @@ def _read_hex(directory: str, attribute: str, pattern: re.Pattern[str]) -> int |
     if text is None or not pattern.fullmatch(text.strip()):
         return None
     return int(text, 16)
+
+
+def _read_decimal(directory: str, attribute: str) -> int | None:
+    text = _read_string(directory, attribute)
+    return int(text) if text is not None and text.isdigit() else None
 
 
 def _read_string(directory: str, attribute: str) -> str | None:
