@@ -250,7 +250,7 @@ class _Validator:
                 Path(s) for s in get.strings("firmware_dirs", [str(p) for p in d.firmware_dirs])
             ),
             auto=get.boolean("auto", d.auto),
-            base_port=get.integer("base_port", d.base_port, 1, 65535),
+            base_port=get.integer("base_port", d.base_port, 1, 65000),  # room for printers
             bind=tuple(get.strings("bind", list(d.bind), check=_check_address, non_empty=True)),
         )
 

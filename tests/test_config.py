@@ -212,9 +212,9 @@ INVALID = [
                  "port", id="unknown-printer-key"),
     pytest.param('[daemon]\nevent_source = "pyudev"  # <-\n', "event_source", None,
                  "udev, kernel, none", id="event_source"),
-    pytest.param("[daemon]\nbase_port = 0  # <-\n", "base_port", None, "1 to 65535",
+    pytest.param("[daemon]\nbase_port = 0  # <-\n", "base_port", None, "1 to 65000",
                  id="base_port-0"),
-    pytest.param("[daemon]\nbase_port = 70000  # <-\n", "base_port", None, "1 to 65535",
+    pytest.param("[daemon]\nbase_port = 70000  # <-\n", "base_port", None, "1 to 65000",
                  id="base_port-70000"),
     pytest.param('[daemon]\nbase_port = "9100"  # <-\n', "base_port", None, "integer",
                  id="base_port-string"),
@@ -345,7 +345,7 @@ def test_check_config_reports_each_problem_with_key_and_line(
 
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert f"{path}:2: daemon: base_port: must be an integer from 1 to 65535" in captured.err
+    assert f"{path}:2: daemon: base_port: must be an integer from 1 to 65000" in captured.err
     assert f"{path}:5: printer 'laserjet': match: '03f0/4117/*' is not" in captured.err
 
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from supervisor.config import parse_settings
 from supervisor.core.devices import Snapshot, UsbPrinter
+from supervisor.core.ports import PortBook, PortsExhausted
 from supervisor.core.registry import Gone, Present, Registry, Remembered
 
 DEV = Path("/dev")
@@ -156,3 +159,34 @@ def test_a_power_cycle_between_two_scans_is_an_unplug_and_a_plug() -> None:
     after = UsbPrinter(port_path="2-1", vendor_id=0x3F0, product_id=0x4117, bcd_device=0x100,
                        serial="A1", node=DEV / "usb/lp0", devnum=6)  # it lost its firmware
     assert [type(d) for d in reg.reconcile(snap(after))] == [Gone, Present]
+
+
+def test_a_reload_that_gives_an_auto_printers_port_to_a_new_printer_moves_the_auto_one() -> None:
+    reg = registry()
+    reg.reconcile(snap(usb("2-1", "A1")))
+    assert reg.entries["hp-laserjet-1018"].port == 9100
+    new = parse_settings('[[printer]]\nname = "office"\ndevice = "/dev/lp9"\nport = 9100\n')
+    update = reg.plan_update(new)
+    assert (update.added, update.removed) == (("office",), ("hp-laserjet-1018",))
+    reg.apply_update(new, update)
+    reg.reconcile(snap(usb("2-1", "A1")))
+    ports = {name: entry.port for name, entry in reg.entries.items()}
+    assert ports["office"] == 9100 and ports["hp-laserjet-1018"] != 9100
+
+
+def test_a_removed_printers_port_is_kept_for_its_comeback() -> None:
+    reg = registry('[[printer]]\nname = "a"\nmatch = "3f0/4117/*"\n')
+    reg.reconcile(snap(usb("2-1", "A1")))
+    assert reg.entries["a"].port == 9100
+    without = parse_settings("")
+    reg.apply_update(without, reg.plan_update(without))
+    reg.reconcile(snap(usb("3-1", "C1", "lp1", pid=0x2B17, model="HP 1020")))  # a newcomer
+    assert [e.port for e in reg.entries.values()] == [9101]
+
+
+
+def test_no_port_beyond_65535_and_no_port_twice() -> None:
+    book = PortBook(65534)
+    assert [book.assign("a"), book.assign("b", wanted=65534)] == [65534, 65535]
+    with pytest.raises(PortsExhausted):
+        book.assign("c")

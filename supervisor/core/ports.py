@@ -3,37 +3,51 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
 from supervisor.config import PrinterSettings
 
+MAX_PORT: Final = 65535
+
+
+class PortsExhausted(Exception):
+    """No free port is left between base_port and 65535."""
+
 
 class PortBook:
-    """Hands out ports without collisions: explicit ones as given, others the next free."""
+    """Hands out ports, never one port to two printers.
+
+    A printer gets the port it asks for unless another printer holds it, else the lowest port
+    from base_port that nobody holds and nobody is promised (`reserved`: the remembered ports
+    of printers not here now, and configured ports not handed out yet).
+    """
 
     def __init__(self, base_port: int, reserved: Iterable[int] = ()) -> None:
-        self._next = base_port
-        self._taken: set[int] = set(reserved)
+        self._base = base_port
+        self._reserved: set[int] = set(reserved)
         self.assigned: dict[str, int] = {}
 
     def assign(self, name: str, wanted: int | None = None) -> int:
-        """The port for `name`: `wanted` if given, else the lowest free one from base_port."""
+        """The port for `name`: `wanted` when no other printer holds it, else the next free."""
         if name in self.assigned:
             return self.assigned[name]
-        port = wanted
-        if port is None:
-            while self._next in self._taken:
-                self._next += 1
-            port = self._next
-        self._taken.add(port)
+        held = set(self.assigned.values())
+        port = wanted if wanted is not None and wanted not in held else self._next_free(held)
         self.assigned[name] = port
         return port
 
-    def release(self, name: str) -> None:
-        """`name` no longer holds its port (removed or reconfigured)."""
+    def release(self, name: str, *, keep: bool = False) -> None:
+        """`name` no longer holds its port; `keep` promises it to that printer's comeback."""
         port = self.assigned.pop(name, None)
-        if port is not None:
-            self._taken.discard(port)
-            self._next = min(self._next, port)
+        if port is not None and keep:
+            self._reserved.add(port)
+
+    def _next_free(self, held: set[int]) -> int:
+        for port in range(self._base, MAX_PORT + 1):
+            if port not in held and port not in self._reserved:
+                return port
+        raise PortsExhausted(f"no free port left from {self._base} to {MAX_PORT}")
+
 
 def assign_ports(printers: Iterable[PrinterSettings], base_port: int) -> dict[str, int]:
     """Ports for the configured printers, in configuration order."""

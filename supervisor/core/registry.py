@@ -13,7 +13,7 @@ from pathlib import Path
 
 from supervisor.config import PrinterSettings, Settings
 from supervisor.core.devices import Snapshot, UsbPrinter
-from supervisor.core.ports import PortBook
+from supervisor.core.ports import PortBook, PortsExhausted
 
 
 @dataclass(frozen=True)
@@ -152,7 +152,7 @@ class Registry:
                 return entry
         return self._auto_entry(usb, taken) if self.settings.daemon.auto else None
 
-    def _auto_entry(self, usb: UsbPrinter, taken: set[str]) -> Entry:
+    def _auto_entry(self, usb: UsbPrinter, taken: set[str]) -> Entry | None:
         for entry in self.entries.values():
             if not entry.configured and entry.identity == usb.identity and (
                     entry.name not in taken):
@@ -163,7 +163,11 @@ class Registry:
         else:
             others = {r.name for r in self.remembered.values()} | self.entries.keys()
             name = _unique(usb.slug, others)
-            port = self._ports.assign(name)
+            try:
+                port = self._ports.assign(name)
+            except PortsExhausted:
+                return None  # not served; lower base_port
+
         entry = Entry(PrinterSettings(name=name), port, configured=False,
                       identity=usb.identity)
         self.entries[name] = entry
@@ -198,22 +202,36 @@ class Registry:
                 unchanged.append(name)
         added = [name for name in new_printers if name not in self.entries or
                  not self.entries[name].configured]
+        # A printer now given another one's port moves: configured ones restart elsewhere,
+        # `auto` ones are found again on a free port.
+        explicit = {p.port: p.name for p in settings.printers if p.port is not None}
+        for name in list(unchanged):
+            entry = self.entries[name]
+            if explicit.get(entry.port, name) != name:
+                unchanged.remove(name)
+                (changed if entry.configured else removed).append(name)
         return Update(tuple(added), tuple(removed), tuple(changed), tuple(unchanged))
 
     def apply_update(self, settings: Settings, update: Update) -> None:
         """Take the new configuration: entries of removed and changed printers are replaced."""
         by_name = {p.name: p for p in settings.printers}
+        explicit = {p.port for p in settings.printers if p.port is not None}
         previous = {name: self.entries[name].port for name in update.changed}
         self.remembered = self.memory()  # removed printers keep their ports for a comeback
-        for name in (*update.removed, *update.changed):
+        for name in update.removed:
+            self._ports.release(name, keep=name not in by_name)
+            del self.entries[name]
+        for name in update.changed:
             self._ports.release(name)
             del self.entries[name]
         self.settings = settings
-        for name in (*update.changed, *update.added):
+        # Configured ports first, so that no one else takes them.
+        for name in sorted((*update.changed, *update.added), key=lambda n: by_name[n].port is None):
             ps = by_name[name]
-            port = self._ports.assign(
-                name, ps.port or previous.get(name) or self._remembered_port(name))
-            self.entries[name] = Entry(ps, port, configured=True)
+            wanted = ps.port or previous.get(name) or self._remembered_port(name)
+            if ps.port is None and wanted in explicit:
+                wanted = None  # that port now belongs to another printer by configuration
+            self.entries[name] = Entry(ps, self._ports.assign(name, wanted), configured=True)
 
     def _remembered_port(self, name: str) -> int | None:
         return next((r.port for r in self.memory().values() if r.name == name), None)
