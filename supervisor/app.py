@@ -99,6 +99,7 @@ class Service:
                 source.close()
             for task in background:
                 task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await asyncio.gather(*(p.shutdown(grace_s) for p in self.printers.values()))
             await control.close()
             for runtime in self.printers.values():
@@ -155,7 +156,10 @@ class Service:
             except TimeoutError:
                 pass
             self._rescan_wanted.clear()
-            await self._reconcile()
+            try:
+                await self._reconcile()
+            except Exception as exc:  # a bug, or a tree we cannot read: log, try next time
+                log.exception("rescan_failed", error=repr(exc))
 
     async def _reconcile(self) -> None:
         async with self._changing:
@@ -183,7 +187,7 @@ class Service:
         statics = [p.device for p in self.settings.printers if p.is_static and p.device]
         found = scan(daemon.sysfs, daemon.devfs)
         nodes = [*statics, *(p.node for p in found.printers if p.node is not None)]
-        return Snapshot(found.printers, frozenset(n for n in nodes if n.exists()))
+        return Snapshot(found.printers, frozenset(n for n in nodes if os.path.exists(n)))
 
     def _track_incomplete(self, snapshot: Snapshot) -> None:
         """Printers seen without a usable lp node are polled briefly, never slept on."""
@@ -216,6 +220,8 @@ class Service:
             self.notifier.reloading()
             try:
                 await self.reload(grace_s)
+            except Exception as exc:  # the old configuration stays in force
+                log.exception("config_reloaded", ok=False, error=repr(exc))
             finally:
                 self.notifier.ready()
 

@@ -306,3 +306,25 @@ def test_a_power_cycle_whose_events_were_lost_still_gets_firmware(
                        "DEVTYPE": "usb_device"}])
     service.log.wait_for("firmware_pushed", count=2)
     service.wait_state(LJ1018, "ready")
+
+
+def test_a_rescan_that_fails_is_logged_and_the_next_one_runs(
+        make_usb: MakeUsb, start_service: StartService, monkeypatch: pytest.MonkeyPatch) -> None:
+    from supervisor import app
+
+    service = start_service([{"name": "lj", "match": "3f0/4117/*", "firmware": "none"}])
+    real_scan, calls = app.scan, []
+
+    def flaky_scan(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise PermissionError(13, "Permission denied", "/sys/bus/usb/devices")
+        return real_scan(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(app, "scan", flaky_scan)
+    usb = make_usb()
+    events = usb.plug()
+    deliver(service, events[:1])
+    assert "PermissionError" in service.log.wait_for("rescan_failed")["error"]
+    deliver(service, events[1:])
+    service.wait_state("lj", "ready")
