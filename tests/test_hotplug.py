@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from harness import ServiceThread, free_port, send_job, wait_until
 
+from supervisor import app
 from supervisor.virtual import DEFAULT_DEVICE_ID, FWVER_FIELD, FakeSysfs, VirtualUsbPrinter
 
 BLOB = b"\x1b%-12345X@PJL ENTER LANGUAGE=ACL\r\n" + os.urandom(100_000)
@@ -310,8 +311,6 @@ def test_a_power_cycle_whose_events_were_lost_still_gets_firmware(
 
 def test_a_rescan_that_fails_is_logged_and_the_next_one_runs(
         make_usb: MakeUsb, start_service: StartService, monkeypatch: pytest.MonkeyPatch) -> None:
-    from supervisor import app
-
     service = start_service([{"name": "lj", "match": "3f0/4117/*", "firmware": "none"}])
     real_scan, calls = app.scan, []
 
