@@ -179,6 +179,8 @@ class Service:
             except Exception as exc:  # one printer's failure never stops another
                 log.exception("printer_failed", printer=decision.name, error=repr(exc))
                 runtime.model.error = f"internal error: {exc!r}"
+        for runtime in self.printers.values():
+            runtime.resume_firmware()
         self._track_incomplete(snapshot)
         self._remember()
 
@@ -258,6 +260,8 @@ class Service:
             for name in (*update.changed, *update.added):
                 self._add_runtime(name, after=stopping.get(name))
             await self._reconcile_now()
+            for runtime in self.printers.values():
+                runtime.resume_firmware(reloaded=True)
         await asyncio.gather(*stopping.values())
         for runtime in leaving.values():
             self._machine.remove_model(runtime.model)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,6 +25,7 @@ from supervisor.core.registry import Entry
 from supervisor.core.status import PrinterStatus, iso_utc
 from supervisor.workers.firmware import (
     FirmwareError,
+    FirmwareMissing,
     find_firmware,
     push_firmware,
     read_device_id,
@@ -54,6 +55,7 @@ class PrinterRuntime:
         self._rescan = rescan
         self._changed = on_change  # state or error changed: the service's one-line status
         self._predecessor = after  # a reload's old runtime of this printer, still stopping
+        self._parked: FirmwareError | None = None  # why the last push gave up
         self._forwarder: Forwarder | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stops: set[asyncio.Task[None]] = set()
@@ -62,6 +64,18 @@ class PrinterRuntime:
     @property
     def name(self) -> str:
         return self.entry.name
+
+    async def _fire(self, trigger: Callable[[], Awaitable[bool]]) -> None:
+        """Run a trigger, keeping a cancellation of ours that transitions swallowed.
+
+        transitions turns a CancelledError raised while it processes a trigger into a False
+        result (its way of cancelling superseded callbacks); a task being shut down must still
+        end, not carry on as if nothing happened.
+        """
+        await trigger()
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
 
     # -- decisions from the registry ----------------------------------------------------------
     async def plugged(self) -> None:
@@ -78,16 +92,33 @@ class PrinterRuntime:
             needs = firmware_loaded(device_id) is not True
         self.model.firmware_required = needs
         self.model.error = None
-        await self.model.plug()
+        await self._fire(self.model.plug)
 
     async def unplugged(self) -> None:
-        await self.model.unplug()
+        await self._fire(self.model.unplug)
+
+    def resume_firmware(self, *, reloaded: bool = False) -> None:
+        """Try a parked push again: after a transient failure on any rescan; after a missing
+        file once it is there; after any other permanent failure on a reload (SIGHUP)."""
+        parked = self._parked
+        if parked is None or self.model.state != FIRMWARE_NEEDED or "firmware" in self._tasks:
+            return
+        if parked.permanent and not reloaded:
+            if not isinstance(parked, FirmwareMissing) or self.firmware is None:
+                return
+            try:
+                find_firmware(self.firmware, self.firmware_dirs)
+            except FirmwareMissing:
+                return  # still missing: no retry storm
+        self._parked = None
+        self._start("firmware", self._push_firmware())
 
     # -- state changes ----------------------------------------------------------------------
     def _on_change(self, change: StateChange) -> None:
         self._log.info("state_changed", **{"from": change.source}, to=change.dest,
                        trigger=change.trigger)
         if change.dest == FIRMWARE_NEEDED:
+            self._parked = None
             self._start("firmware", self._push_firmware())
         elif change.dest == ABSENT:
             self._cancel("firmware")
@@ -170,6 +201,7 @@ class PrinterRuntime:
                                 retry_s=delay if retry else None)
                 self._changed()
                 if not retry:
+                    self._parked = exc
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, FIRMWARE_MAX_RETRY_S)
@@ -177,20 +209,20 @@ class PrinterRuntime:
             self._log.info("firmware_pushed", firmware=str(blob), bytes=result.bytes_written,
                            seconds=round(result.seconds, 3), verified_by=result.verified_by)
             self.model.error = None
-            await self.model.firmware_loaded()
+            await self._fire(self.model.firmware_loaded)
             return
 
     # -- what the forwarder reports ---------------------------------------------------------
     async def job_started(self, client: str) -> None:
         if self.model.state == READY:
-            await self.model.job_started()
+            await self._fire(self.model.job_started)
 
     async def job_ended(self, outcome: JobOutcome) -> None:
         if outcome.ok:
             self.model.jobs += 1
             self.model.bytes += outcome.bytes_in
         if self.model.state == SERVING:  # not when the job ended because the printer went
-            await self.model.job_ended()
+            await self._fire(self.model.job_ended)
         if outcome.device_lost:
             self._rescan()
 

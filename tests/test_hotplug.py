@@ -327,3 +327,19 @@ def test_a_rescan_that_fails_is_logged_and_the_next_one_runs(
     assert "PermissionError" in service.log.wait_for("rescan_failed")["error"]
     deliver(service, events[1:])
     service.wait_state("lj", "ready")
+
+
+def test_a_firmware_file_installed_later_is_pushed_at_the_next_rescan(
+        make_usb: MakeUsb, tmp_path: Path, start_service: StartService) -> None:
+    usb = make_usb(firmware=BLOB)
+    other = make_usb(port_path="2-2", lp="lp1", serial="OTHER",
+                     device_id=DEFAULT_DEVICE_ID + FWVER_FIELD)
+    service = start_service([])
+    deliver(service, usb.plug())
+    service.log.wait_for("firmware_failed", printer=LJ1018)
+    (tmp_path / "firmware").mkdir(exist_ok=True)
+    (tmp_path / "firmware" / "sihp1018.dl").write_bytes(BLOB)  # the user ran getweb
+    deliver(service, other.plug())  # any event (or the periodic rescan) looks again
+    service.log.wait_for("firmware_pushed", printer=LJ1018)
+    assert service.wait_state(LJ1018, "ready")["error"] is None
+    assert len(service.log.events("firmware_failed")) == 1
