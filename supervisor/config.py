@@ -251,8 +251,19 @@ class _Validator:
             ),
             auto=get.boolean("auto", d.auto),
             base_port=get.integer("base_port", d.base_port, 1, 65000),  # room for printers
-            bind=tuple(get.strings("bind", list(d.bind), check=_check_address, non_empty=True)),
+            bind=self._bind(get, d.bind),
         )
+
+    def _bind(self, get: _Getter, default: tuple[str, ...]) -> tuple[str, ...]:
+        bind = tuple(get.strings("bind", list(default), check=_check_address, non_empty=True))
+        if "::" in bind and len(set(bind)) > 1:
+            get.fail("bind", "'::' already accepts every IPv6 and IPv4 client (dual-stack): "
+                     "list it alone, or list only specific addresses")
+            return default
+        if len(set(bind)) != len(bind):
+            get.fail("bind", "an address is listed twice")
+            return default
+        return bind
 
     def printer(self, raw: object, index: int) -> PrinterSettings | None:
         if not isinstance(raw, dict):

@@ -373,3 +373,12 @@ def test_check_config_on_a_missing_file_says_so(
 
     err = capsys.readouterr().err
     assert f"{missing}: file: does not exist" in err
+
+
+@pytest.mark.parametrize("bind", ['["::", "0.0.0.0"]', '["::", "192.168.1.1"]',
+                                  '["127.0.0.1", "127.0.0.1"]'])
+def test_bind_lists_that_could_never_listen_are_refused(bind: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_settings(f"[daemon]\nbind = {bind}\n")
+    (problem,) = refused.value.problems
+    assert problem.key == "daemon: bind" and problem.line == 2

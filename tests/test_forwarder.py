@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import socket
 import struct
@@ -14,6 +15,7 @@ import pytest
 from harness import ServiceThread, free_port, send_job, wait_until
 
 from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, VirtualPrinter
+from supervisor.workers import forwarder
 
 StartService = Callable[..., ServiceThread]
 
@@ -316,3 +318,19 @@ def test_stop_does_not_wait_for_a_device_that_never_opens(
         service.stop()  # within the grace and a little, not after the open deadline
     failed = service.log.wait_for("job_failed")
     assert "while waiting for the device" in failed["error"]
+
+
+def test_without_ipv6_the_default_bind_falls_back_to_ipv4(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real_socket = socket.socket
+
+    def no_ipv6(family: int = socket.AF_INET, *args: object) -> socket.socket:
+        if family == socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        return real_socket(family, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(forwarder.socket, "socket", no_ipv6)
+    port = free_port()
+    (listener,) = forwarder.bind_listeners(("::",), port)
+    with listener:
+        assert listener.family == socket.AF_INET and listener.getsockname() == ("0.0.0.0", port)

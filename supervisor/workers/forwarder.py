@@ -234,24 +234,38 @@ async def _in_thread(fn: Callable[[], T], abort: Callable[[str], None], name: st
 
 
 def bind_listeners(addresses: tuple[str, ...], port: int) -> list[socket.socket]:
-    """Listening sockets on every address, all or none; "::" is dual-stack."""
+    """Listening sockets on every address, all or none; "::" is dual-stack, and IPv4 only on a
+    host without IPv6."""
     sockets: list[socket.socket] = []
     try:
         for address in addresses:
-            family = socket.AF_INET6 if ":" in address else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, address != "::")
-            sock.bind((address, port))
-            sock.listen(BACKLOG)
-            sock.setblocking(False)
+            try:
+                sockets.append(_listen(address, port))
+            except OSError as exc:
+                if address != "::" or exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
+                    raise
+                sockets.append(_listen("0.0.0.0", port))  # IPv6 is off on this host
     except OSError:
         for sock in sockets:
             sock.close()
         raise
     return sockets
+
+
+def _listen(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, address != "::")
+        sock.bind((address, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _bind_error(exc: OSError, port: int) -> str:
