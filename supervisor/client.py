@@ -48,6 +48,10 @@ def request(path: str, message: dict[str, object]) -> dict[str, object]:
         except PermissionError:
             raise ServiceUnreachable(f"not allowed to use {path}: run as root or as a member "
                                      "of the service's group.") from None
+        except OSError as exc:  # backlog full (EAGAIN), timeout: there but not answering
+            raise ServiceUnreachable(
+                f"printer-supervisor did not accept a connection on {path} "
+                f"({exc.strerror or exc}): it is overloaded or hung.") from None
         try:
             conn.sendall(json.dumps(message).encode() + b"\n")
             reply = b""

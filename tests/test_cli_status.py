@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pwd
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -85,3 +87,22 @@ def as_nobody(work: Callable[[], str]) -> str:
         answer = result.read().decode()
     os.waitpid(pid, 0)
     return answer
+
+
+def test_a_service_that_does_not_accept_is_reported_not_crashed(tmp_path: Path) -> None:
+    path = str(tmp_path / "stuck.sock")
+    stuck = socket.socket(socket.AF_UNIX)
+    stuck.bind(path)
+    stuck.listen(0)  # never accepts: the backlog fills
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket(socket.AF_UNIX)
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(path)
+        fillers.append(filler)
+    result = ctl("--socket", path, "status")
+    assert result.returncode == 3, result.stderr
+    assert "printer-supervisor" in result.stderr and "Traceback" not in result.stderr
+    for sock in (stuck, *fillers):
+        sock.close()
