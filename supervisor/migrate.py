@@ -18,6 +18,7 @@ DEFAULT_UCI_PATH: Final = "/etc/config/p910nd"
 PACKAGE: Final = "p910nd"
 BASE_PORT: Final = 9100
 _NAME_RE: Final = re.compile(r"[a-z0-9_-]+")
+_UCI_NAME_RE: Final = re.compile(r"[A-Za-z0-9_]+")  # libuci's uci_validate_name
 _TRUE: Final = frozenset({"1", "on", "true", "yes", "enabled"})  # as config_get_bool reads them
 _FALSE: Final = frozenset({"0", "off", "false", "no", "disabled"})
 _CARRIED: Final = frozenset({"device", "port", "bidirectional", "bind", "enabled"})
@@ -153,6 +154,10 @@ def parse_uci(text: str) -> list[UciSection]:
             if not args or not args[0]:
                 raise UciError(line, "config needs a section type, e.g. config p910nd")
             name = args[1] if len(args) > 1 and args[1] else None
+            if not _UCI_NAME_RE.fullmatch(args[0]) or (
+                    name is not None and not _UCI_NAME_RE.fullmatch(name)):
+                raise UciError(line, "a section type or name may hold only A-Z, a-z, 0-9 and _ "
+                                     "(as uci requires)")
             current = by_name.get(name) if name is not None else None
             if current is not None:  # a named section reopened: its options merge
                 current.type = args[0]
