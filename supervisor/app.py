@@ -150,7 +150,7 @@ class Service:
     async def _rescan_loop(self) -> None:
         while True:
             try:
-                timeout = NODE_POLL_S if self._incomplete else PERIODIC_RESCAN_S
+                timeout = NODE_POLL_S if self._waiting_for_nodes() else PERIODIC_RESCAN_S
                 await asyncio.wait_for(self._rescan_wanted.wait(), timeout)
                 await asyncio.sleep(RESCAN_SETTLE_S)  # let the rest of a burst arrive
             except TimeoutError:
@@ -196,8 +196,12 @@ class Service:
         now = time.monotonic()
         seen = {p.port_path for p in snapshot.printers
                 if p.node is None or p.node not in snapshot.existing_nodes}
-        self._incomplete = {path: self._incomplete.get(path, now) for path in seen
-                            if now - self._incomplete.get(path, now) < NODE_WAIT_S}
+        # Kept while incomplete, so that an expired wait does not start over at the next scan.
+        self._incomplete = {path: self._incomplete.get(path, now) for path in seen}
+
+    def _waiting_for_nodes(self) -> bool:
+        now = time.monotonic()
+        return any(now - since < NODE_WAIT_S for since in self._incomplete.values())
 
     def _remember(self) -> None:
         memory = self.registry.memory()

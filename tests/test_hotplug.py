@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -343,3 +344,20 @@ def test_a_firmware_file_installed_later_is_pushed_at_the_next_rescan(
     service.log.wait_for("firmware_pushed", printer=LJ1018)
     assert service.wait_state(LJ1018, "ready")["error"] is None
     assert len(service.log.events("firmware_failed")) == 1
+
+
+def test_a_printer_without_usblp_is_polled_briefly_then_left_alone(
+        sysfs: FakeSysfs, start_service: StartService, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("supervisor.app.NODE_WAIT_S", 0.3)
+    monkeypatch.setattr("supervisor.app.PERIODIC_RESCAN_S", 0.4)
+    sysfs.add_printer(lp=None)  # ipp-usb has it: usblp never binds, no node will come
+    service = start_service([])
+    assert service.service is not None
+    core = service.service
+    wait_until(lambda: core.reconciles >= 3, what="the brief polling at 0.1 s")
+    time.sleep(0.5)  # the wait for its node is over
+    before = core.reconciles
+    time.sleep(1.2)  # a window for three periodic rescans, and nothing faster
+    # Were the expired wait to start over at each periodic rescan, 0.1 s polling would follow
+    # each of them (about 9 rescans here); a slow machine only makes fewer.
+    assert core.reconciles - before <= 4
