@@ -62,6 +62,7 @@ class Service:
         self._memory = dict(self.registry.remembered)
         self._reload_wanted = asyncio.Event()
         self._changing = asyncio.Lock()  # one reconcile or reload at a time
+        self._leaving: set[asyncio.Task[None]] = set()  # printers a reload is stopping
         self.reconciles = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -100,7 +101,9 @@ class Service:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            await asyncio.gather(*(p.shutdown(grace_s) for p in self.printers.values()))
+            # Printers a cut-short reload was stopping finish within the same grace.
+            await asyncio.gather(*(p.shutdown(grace_s) for p in self.printers.values()),
+                                 *self._leaving)
             await control.close()
             for runtime in self.printers.values():
                 self._machine.remove_model(runtime.model)
@@ -259,6 +262,7 @@ class Service:
             # once its predecessor has let go of the port and the node.
             stopping = {name: asyncio.create_task(runtime.shutdown(grace_s))
                         for name, runtime in leaving.items()}
+            self._leaving.update(stopping.values())
             self.registry.apply_update(new, update)
             self.settings = new
             for name in (*update.changed, *update.added):
@@ -267,6 +271,7 @@ class Service:
             for runtime in self.printers.values():
                 runtime.resume_firmware(reloaded=True)
         await asyncio.gather(*stopping.values())
+        self._leaving.difference_update(stopping.values())
         for runtime in leaving.values():
             self._machine.remove_model(runtime.model)
         log.info("config_reloaded", ok=True, added=list(update.added),
