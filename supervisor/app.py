@@ -77,7 +77,11 @@ class Service:
         except Exception as exc:
             raise StartupError(f"cannot listen on the control socket {daemon.control_socket}: "
                                f"{exc}") from exc
-        source = self._open_source()
+        try:
+            source = self._open_source()
+        except StartupError:
+            await control.close()
+            raise
         background: list[asyncio.Task[None]] = []
         try:
             await self._reconcile()

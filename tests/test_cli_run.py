@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -9,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from harness import Log, free_port, send_job, service_process
+from harness import Log, daemon_defaults, free_port, send_job, service_process, write_config
 
 from supervisor.virtual import VirtualPrinter
 
@@ -92,3 +93,15 @@ def test_help_works_for_every_command() -> None:
         result = run_cli(*command, "--help")
         assert result.returncode == 0, command
         assert "usage: supervisorctl" in result.stdout
+
+
+def test_an_event_source_that_cannot_open_is_fatal_and_leaves_no_socket(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.toml", daemon_defaults(tmp_path, event_source="udev"), [])
+    env = {**os.environ, "PATH": ""}  # any start-up error will do: make pyudev's import fail
+    env["PYTHONPATH"] = str(tmp_path / "shadow")
+    (tmp_path / "shadow").mkdir()
+    (tmp_path / "shadow" / "pyudev.py").write_text("raise ImportError('no libudev here')\n")
+    result = run_cli("run", "--config", str(config), env=env)
+    assert result.returncode == 1
+    assert "cannot open the udev event source" in result.stderr and "event_source" in result.stderr
+    assert not (tmp_path / "control.sock").exists()
