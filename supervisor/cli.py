@@ -301,7 +301,11 @@ def cmd_logs(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"supervisorctl logs: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if not logview.log_exists(path):
+    try:
+        exists = logview.log_exists(path)
+    except PermissionError as exc:
+        return _log_not_readable(exc)
+    if not exists:
         print(f"supervisorctl logs: no log at {path} yet" + (
             "; waiting for it" if args.follow else
             " (the service writes it once it runs; check [daemon] log_file)"), file=sys.stderr)
@@ -324,12 +328,16 @@ def cmd_logs(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return EXIT_OK
     except PermissionError as exc:
-        print(f"supervisorctl logs: not allowed to read {exc.filename}: run as root or as a "
-              "member of the log's group.", file=sys.stderr)
-        return EXIT_FATAL
+        return _log_not_readable(exc)
     except BrokenPipeError:  # `logs | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK
+
+
+def _log_not_readable(exc: PermissionError) -> int:
+    print(f"supervisorctl logs: not allowed to read {exc.filename}: run as root or as a "
+          "member of the log's group.", file=sys.stderr)
+    return EXIT_FATAL
 
 
 # -- migrate-p910nd ------------------------------------------------------------------------------

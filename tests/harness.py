@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -12,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,23 @@ def send_job(port: int, data: bytes, *, host: str = "127.0.0.1", read_reply: boo
         while read_reply and (chunk := conn.recv(65536)):
             reply += chunk
         return reply
+
+
+def as_nobody(work: Callable[[], str], groups: Sequence[int] = ()) -> str:
+    """Run `work` in a forked child that has become the user nobody (in `groups`)."""
+    nobody = pwd.getpwnam("nobody")
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drop root, do the work, report, leave at once
+        try:
+            os.setgroups(list(groups))
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+            os.write(write_end, work().encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as result:
+        answer = result.read().decode()
+    os.waitpid(pid, 0)
+    return answer

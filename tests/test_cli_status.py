@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import pwd
+import shutil
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import ServiceThread
+from harness import ServiceThread, as_nobody
 
 from supervisor.client import ServiceUnreachable, request
 from supervisor.virtual import VirtualPrinter
@@ -53,12 +54,20 @@ def test_status_without_a_service_exits_3(tmp_path: Path) -> None:
     assert "not running" in result.stderr
 
 
-def test_status_says_when_the_socket_is_not_accessible(
-        tmp_path: Path, start_service: Callable[..., ServiceThread]) -> None:
-    start_service([])
-    tmp_path.chmod(0o755)  # the directory may be entered; the socket itself is 0660 root
-    message = as_nobody(lambda: _unreachable(str(tmp_path / "control.sock")))
-    assert message.startswith("not allowed to use") and "not running" not in message
+def test_the_control_socket_is_0660_and_says_when_it_is_not_accessible(
+        start_service: Callable[..., ServiceThread]) -> None:
+    run_dir = Path(tempfile.mkdtemp(prefix="printer-supervisor-run-"))  # traversable by all
+    run_dir.chmod(0o755)
+    sock = run_dir / "control.sock"
+    try:
+        start_service([], control_socket=str(sock))
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o660
+        outsider = as_nobody(lambda: _unreachable(str(sock)))
+        assert outsider.startswith("not allowed to use") and "not running" not in outsider
+        member = as_nobody(lambda: _unreachable(str(sock)), groups=[sock.stat().st_gid])
+        assert member == "connected"
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _unreachable(path: str) -> str:
@@ -69,24 +78,6 @@ def _unreachable(path: str) -> str:
     return "connected"
 
 
-def as_nobody(work: Callable[[], str]) -> str:
-    """Run `work` in a forked child that has become the unprivileged user nobody."""
-    nobody = pwd.getpwnam("nobody")
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: drop root, do the work, report, leave at once
-        try:
-            os.setgroups([])
-            os.setgid(nobody.pw_gid)
-            os.setuid(nobody.pw_uid)
-            os.write(write_end, work().encode())
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as result:
-        answer = result.read().decode()
-    os.waitpid(pid, 0)
-    return answer
 
 
 def test_a_service_that_does_not_accept_is_reported_not_crashed(tmp_path: Path) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from harness import as_nobody
 
 from supervisor import logview
 from supervisor.cli import main
@@ -488,3 +492,26 @@ def test_follow_command_across_rotations(tmp_path: Path, log_path: Path, rotatio
             seen.append(lines.get().removesuffix("\n"))
     assert seqs(seen) == list(range(19))
     assert log_path.with_name("events.jsonl.2").exists()  # it did rotate, more than once
+
+
+def test_a_log_directory_that_cannot_be_entered_is_a_sentence_not_a_traceback() -> None:
+    base = Path(tempfile.mkdtemp(prefix="printer-supervisor-logs-"))
+    base.chmod(0o755)
+    try:
+        log_dir = base / "log"
+        log_dir.mkdir(mode=0o700)  # as the service makes it under its umask
+        (log_dir / "events.jsonl").write_text('{"event": "daemon_started"}\n', "utf-8")
+        config = base / "c.toml"
+        config.write_text(f'[daemon]\nlog_file = "{log_dir / "events.jsonl"}"\n', "utf-8")
+        config.chmod(0o644)
+
+        def logs_as_nobody() -> str:
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                code = main(["--config", str(config), "logs"])
+            return f"{code}:{err.getvalue()}"
+
+        answer = as_nobody(logs_as_nobody)
+        assert answer.startswith("1:supervisorctl logs: not allowed to read"), answer
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
