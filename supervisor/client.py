@@ -31,8 +31,11 @@ def socket_path(explicit: str | None, config: str | None) -> str:
 
         with open(config, "rb") as handle:
             path = tomllib.load(handle).get("daemon", {}).get("control_socket")
+    except PermissionError as exc:
+        raise ServiceUnreachable(f"cannot read {config} to find the control socket "
+                                 f"({exc.strerror}): run as root, or pass --socket.") from None
     except (OSError, ValueError, AttributeError):
-        path = None  # check-config explains a broken file; here the default will do
+        path = None  # no file, or a broken one (check-config explains): the default will do
     return path if isinstance(path, str) and path else protocol.DEFAULT_SOCKET
 
 

@@ -152,17 +152,22 @@ def test_a_lost_remove_is_caught_by_the_next_rescan(make_usb: MakeUsb,
     service.wait_state("a", "absent")
 
 
-def test_a_lost_remove_while_the_service_was_down(make_usb: MakeUsb, tmp_path: Path,
-                                                  start_service: StartService) -> None:
-    usb = make_usb()
-    usb.plug()
-    printers = [{"name": "lj", "match": "3f0/4117/*", "firmware": "none"}]
+def test_changes_while_the_service_was_down_are_found_by_the_start_up_scan(
+        make_usb: MakeUsb, start_service: StartService) -> None:
+    a = make_usb(port_path="2-1", lp="lp0", serial="AAAA")
+    b = make_usb(port_path="2-2", lp="lp1", serial="BBBB")
+    a.plug()
+    printers = [{"name": "a", "match": "3f0/4117/*", "serial": "AAAA", "firmware": "none"},
+                {"name": "b", "match": "3f0/4117/*", "serial": "BBBB", "firmware": "none"}]
     first = start_service(printers)
-    first.wait_state("lj", "ready")
+    port_a = first.wait_state("a", "ready")["port"]
     first.stop()
-    usb.unplug()
-    second = start_service(printers)
-    assert second.status("lj")["state"] == "absent"
+    a.unplug()  # while the service is down: its remove is lost...
+    b.plug()  # ...and so is this plug
+    second = start_service(printers)  # no event is delivered at all
+    assert second.status("a")["state"] == "absent"
+    assert second.status("a")["port"] == port_a
+    assert second.wait_state("b", "ready", timeout_s=1)["serial"] == "BBBB"
 
 
 def test_a_burst_of_a_thousand_events_plugs_once(make_usb: MakeUsb,
@@ -354,8 +359,8 @@ def test_a_printer_without_usblp_is_polled_briefly_then_left_alone(
     service = start_service([])
     assert service.service is not None
     core = service.service
-    wait_until(lambda: core.reconciles >= 3, what="the brief polling at 0.1 s")
-    time.sleep(0.5)  # the wait for its node is over
+    wait_until(lambda: core.reconciles >= 3 and not core._waiting_for_nodes(),
+               what="the brief polling at 0.1 s to end")
     before = core.reconciles
     time.sleep(1.2)  # a window for three periodic rescans, and nothing faster
     # Were the expired wait to start over at each periodic rescan, 0.1 s polling would follow

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import ServiceThread, send_job
+from harness import ON_CI, ServiceThread, send_job
 from netlink import (
     NetnsThread,
     kernel_sender,
@@ -36,7 +36,7 @@ def fixture(name: str) -> dict[str, Any]:
 
 
 def unavailable(reason: str) -> None:
-    if os.environ.get("CI") == "true":
+    if ON_CI:
         pytest.fail(f"{reason} (on CI the netlink tests must run, as root)")
     pytest.skip(reason)
 

@@ -7,7 +7,6 @@ root the tests skip locally and fail on CI, where they must run.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import pyudev
+from harness import ON_CI
 from netlink import (
     NetnsThread,
     kernel_sender,
@@ -34,7 +34,6 @@ from netlink import (
 
 pytestmark = pytest.mark.timeout(60)
 
-ON_CI = os.environ.get("CI") == "true"
 HERE = Path(__file__).resolve().parent
 UDEV_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "udev_hplj1018.json"
 

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from harness import Log, ServiceThread, free_port, send_job, wait_until, write_config
 
 from supervisor.observe.systemd import Notifier
@@ -86,7 +87,11 @@ def test_ready_status_watchdog_stopping_in_order(tmp_path: Path, config: Path,
 
 def test_no_notify_socket_no_messages_and_watchdog_for_another_pid_is_ignored(
         notify_socket: NotifySocket, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Notifier({}).enabled is False
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    quiet = Notifier()
+    quiet.ready()
+    quiet.status("nobody listens")
+    assert quiet.enabled is False and notify_socket.poll() == []
     monkeypatch.setenv("NOTIFY_SOCKET", str(notify_socket.path))
     env = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "1000000"}
     assert Notifier(env).watchdog_interval_s == 0.5
@@ -96,9 +101,11 @@ def test_no_notify_socket_no_messages_and_watchdog_for_another_pid_is_ignored(
 def test_a_vanished_notify_socket_is_survived(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "gone.sock"))
-    notifier = Notifier()
-    notifier.ready()  # logged once, never raised
-    assert notifier.enabled
+    with structlog.testing.capture_logs() as logged:
+        notifier = Notifier()
+        notifier.ready()  # never raised...
+        notifier.status("still running")
+    assert [e["event"] for e in logged] == ["sd_notify_failed"]  # ...and said once
 
 
 def test_status_is_ascii_one_line(notify_socket: NotifySocket,

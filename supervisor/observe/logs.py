@@ -31,7 +31,9 @@ def configure_logging(log_file: Path | None, *, max_bytes: int, stderr: TextIO |
         processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        # Not cached: a few µs per line (this service logs per job and event, not per byte), and
+        # loggers then follow a later configure (tests, `demo`).
+        cache_logger_on_first_use=False,
     )
     root = logging.getLogger()
     for handler in list(root.handlers):
