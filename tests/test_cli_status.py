@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from harness import ServiceThread, as_nobody
+from harness import ServiceThread, as_nobody, free_port
 
 from supervisor.client import ServiceUnreachable, request
 from supervisor.virtual import VirtualPrinter
@@ -29,8 +29,9 @@ def ctl(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_status_json_and_table(tmp_path: Path, printer: VirtualPrinter,
                                start_service: Callable[..., ServiceThread]) -> None:
-    start_service([{"name": "here", "device": str(printer.path), "port": 9555},
-                   {"name": "later", "match": "3f0/4117/*", "port": 9556}])
+    port, other = free_port(), free_port()
+    start_service([{"name": "here", "device": str(printer.path), "port": port},
+                   {"name": "later", "match": "3f0/4117/*", "port": other}])
     sock = str(tmp_path / "control.sock")
     result = ctl("--socket", sock, "status", "--json")
     assert result.returncode == 0, result.stderr
@@ -38,14 +39,14 @@ def test_status_json_and_table(tmp_path: Path, printer: VirtualPrinter,
     assert set(document["daemon"]) == {"version", "pid", "event_source", "uptime_s"}
     assert [set(p) for p in document["printers"]] == [SPEC_KEYS, SPEC_KEYS]
     here, later = document["printers"]
-    assert (here["state"], here["port"], here["device"]) == ("ready", 9555, str(printer.path))
+    assert (here["state"], here["port"], here["device"]) == ("ready", port, str(printer.path))
     assert (later["state"], later["product"], later["device"]) == ("absent", None, None)
     assert here["since"].endswith("Z") and here["error"] is None
     table = ctl("--socket", sock, "status")
     assert table.returncode == 0
     lines = table.stdout.splitlines()
     assert lines[0].split()[:4] == ["NAME", "STATE", "PORT", "DEVICE"]
-    assert lines[1].split()[:3] == ["here", "ready", "9555"]
+    assert lines[1].split()[:3] == ["here", "ready", str(port)]
 
 
 def test_status_without_a_service_exits_3(tmp_path: Path) -> None:
