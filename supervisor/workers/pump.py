@@ -187,8 +187,8 @@ class Pump:
         except InterruptedError:
             return True
         except OSError as exc:
-            if exc.errno == errno.EINVAL:  # this pair cannot splice: copy through a buffer
-                self._splice = False
+            if exc.errno in (errno.EINVAL, errno.ENOSYS, errno.EPERM):
+                self._splice = False  # this pair, kernel or seccomp filter cannot: copy instead
                 return True
             if exc.errno in DEVICE_GONE_ERRNOS:
                 raise JobError(f"printer write failed: {_describe(exc)}",
