@@ -30,6 +30,7 @@ SHUTDOWN_GRACE_S: Final = 10.0  # a running job may finish this long after SIGTE
 RESCAN_SETTLE_S: Final = 0.01  # events this close together make one rescan
 NODE_POLL_S: Final = 0.1  # a printer seen without its lp node is looked at again this often
 NODE_WAIT_S: Final = 10.0  # ...for this long after it was first seen
+BACKGROUND_STOP_S: Final = 2.0  # cancelled loops end at once; this bounds a bug
 PERIODIC_RESCAN_S: Final = 300.0  # a safety net should events be lost without a trace
 
 log = structlog.get_logger("supervisor")
@@ -104,7 +105,10 @@ class Service:
                 source.close()
             for task in background:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            if background:
+                _, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_S)
+                for task in stuck:  # a bug: say so, and do not let it hold up the shutdown
+                    log.error("task_did_not_stop", task=task.get_name())
             # Printers a cut-short reload was stopping finish within the same grace.
             await asyncio.gather(*(p.shutdown(grace_s) for p in self.printers.values()),
                                  *self._leaving)
@@ -158,7 +162,10 @@ class Service:
         while True:
             try:
                 timeout = NODE_POLL_S if self._waiting_for_nodes() else PERIODIC_RESCAN_S
-                await asyncio.wait_for(self._rescan_wanted.wait(), timeout)
+                # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation
+                # that arrives as the event is set, and shutdown would wait on us forever.
+                async with asyncio.timeout(timeout):
+                    await self._rescan_wanted.wait()
                 await asyncio.sleep(RESCAN_SETTLE_S)  # let the rest of a burst arrive
             except TimeoutError:
                 pass

@@ -193,6 +193,7 @@ class ServiceThread:
         assert not alive, "the service did not stop"
         if self._error is not None:
             raise self._error
+        assert self.log.events("task_did_not_stop") == [], "a background task ignored its cancel"
 
     def request(self, message: Mapping[str, object]) -> dict[str, Any]:
         """One control-socket request, as `supervisorctl` sends it."""

@@ -91,7 +91,8 @@ class ControlServer:
 
     async def _answer(self, reader: asyncio.StreamReader) -> Reply | None:
         try:
-            line = await asyncio.wait_for(_read_request(reader), READ_TIMEOUT_S)
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                line = await _read_request(reader)
             if not line:
                 return None  # connected and closed: a liveness probe, not a request
             request = decode_request(line)

@@ -91,7 +91,8 @@ class Forwarder:
         if self._no_job.is_set():
             return
         try:
-            await asyncio.wait_for(self._no_job.wait(), grace_s)
+            async with asyncio.timeout(grace_s):  # not wait_for: it can swallow a cancel
+                await self._no_job.wait()
         except TimeoutError:
             if self._pump is not None:
                 self._pump.abort(reason)
