@@ -142,15 +142,14 @@ class PrinterRuntime:
         if task is not None:
             task.cancel()
 
-    def _stop_forwarder(self, *, grace_s: float, reason: str) -> asyncio.Task[None] | None:
+    def _stop_forwarder(self, *, grace_s: float, reason: str) -> None:
         task, forwarder = self._tasks.pop("forwarder", None), self._forwarder
         self._forwarder = None
         if task is None:
-            return None
+            return
         stopping = asyncio.create_task(_stop(task, forwarder, grace_s=grace_s, reason=reason))
         self._stops.add(stopping)
         stopping.add_done_callback(self._stops.discard)
-        return stopping
 
     async def shutdown(self, grace_s: float) -> None:
         """Stop accepting, let a running job finish within `grace_s`, end every task."""

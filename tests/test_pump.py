@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -14,72 +17,72 @@ from supervisor.workers.pump import JobError, Pump, PumpResult
 F_GETPIPE_SZ = 1032
 
 
-def full_pipe() -> tuple[int, int]:
-    """A pipe whose buffer is full: its write end is not writable until someone reads."""
+@dataclass
+class EmptyJob:
+    """A client that sent nothing and half-closed, and a device (a pipe) that is full: all
+    that is left for the pump is to wait until the device took its last write."""
+
+    pump: Pump
+    device_reader: int
+
+
+@pytest.fixture
+def empty_job_on_a_full_device() -> Iterator[EmptyJob]:
     read_end, write_end = os.pipe2(os.O_NONBLOCK)
-    size = fcntl.fcntl(write_end, F_GETPIPE_SZ)
-    os.write(write_end, b"\0" * size)
-    return read_end, write_end
-
-
-def test_the_node_is_not_released_before_the_device_took_the_last_write() -> None:
-    # usblp answers a non-blocking write before the printer has the data, and a close cancels
-    # it: the pump must wait for POLLOUT (here: a full pipe) before it returns and we close.
-    read_end, write_end = full_pipe()
+    os.write(write_end, b"\0" * fcntl.fcntl(write_end, F_GETPIPE_SZ))  # not writable now
     ours, client = socket.socketpair()
-    client.shutdown(socket.SHUT_WR)  # an empty job: the flush is all that is left to do
-    pump = Pump(ours, write_end, backchannel=False, idle_timeout_s=60)
-    results: list[PumpResult] = []
-    thread = threading.Thread(target=lambda: results.append(pump.run()))
-    thread.start()
-    thread.join(0.3)
-    assert thread.is_alive(), "returned while the device still held the last write"
-    os.read(read_end, 1 << 20)  # the printer takes it
-    thread.join(10)
-    assert results == [PumpResult(0, 0)]
+    client.shutdown(socket.SHUT_WR)
+    yield EmptyJob(Pump(ours, write_end, backchannel=False, idle_timeout_s=60), read_end)
     for fd in (read_end, write_end):
-        os.close(fd)
+        with contextlib.suppress(OSError):  # a test may have closed it
+            os.close(fd)
     ours.close()
     client.close()
 
 
-def test_abort_ends_a_flush_that_never_completes() -> None:
-    read_end, write_end = full_pipe()
-    ours, client = socket.socketpair()
-    client.shutdown(socket.SHUT_WR)
-    pump = Pump(ours, write_end, backchannel=False, idle_timeout_s=60)
-    errors: list[BaseException] = []
+def run_in_thread(pump: Pump) -> tuple[threading.Thread, list[PumpResult | JobError]]:
+    outcome: list[PumpResult | JobError] = []
 
     def run() -> None:
         try:
-            pump.run()
+            outcome.append(pump.run())
         except JobError as exc:
-            errors.append(exc)
+            outcome.append(exc)
 
     thread = threading.Thread(target=run)
     thread.start()
-    pump.abort("printer unplugged")
+    return thread, outcome
+
+
+def test_the_node_is_not_released_before_the_device_took_the_last_write(
+        empty_job_on_a_full_device: EmptyJob) -> None:
+    # usblp answers a non-blocking write before the printer has the data, and a close cancels
+    # it: the pump must wait for POLLOUT (here: a full pipe) before it returns and we close.
+    job = empty_job_on_a_full_device
+    thread, outcome = run_in_thread(job.pump)
+    thread.join(0.3)
+    assert thread.is_alive(), "returned while the device still held the last write"
+    os.read(job.device_reader, 1 << 20)  # the printer takes it
     thread.join(10)
-    assert [str(e) for e in errors] == ["printer unplugged"]
-    pump.abort("again, after the end")  # harmless: no fd of someone else's is written
-    for fd in (read_end, write_end):
-        os.close(fd)
-    ours.close()
-    client.close()
+    assert outcome == [PumpResult(0, 0)]
 
 
-def test_a_printer_gone_during_the_flush_is_device_lost() -> None:
-    read_end, write_end = full_pipe()
-    ours, client = socket.socketpair()
-    client.shutdown(socket.SHUT_WR)
-    pump = Pump(ours, write_end, backchannel=False, idle_timeout_s=60)
-    os.close(read_end)  # the reader went away: the write end reports POLLERR
+def test_abort_ends_a_flush_that_never_completes(empty_job_on_a_full_device: EmptyJob) -> None:
+    job = empty_job_on_a_full_device
+    thread, outcome = run_in_thread(job.pump)
+    job.pump.abort("printer unplugged")
+    thread.join(10)
+    assert [str(e) for e in outcome] == ["printer unplugged"]
+    job.pump.abort("again, after the end")  # harmless: no fd of someone else's is written
+
+
+def test_a_printer_gone_during_the_flush_is_device_lost(
+        empty_job_on_a_full_device: EmptyJob) -> None:
+    job = empty_job_on_a_full_device
+    os.close(job.device_reader)  # the reader went away: the write end reports POLLERR
     with pytest.raises(JobError) as failed:
-        pump.run()
+        job.pump.run()
     assert failed.value.device_lost
-    os.close(write_end)
-    ours.close()
-    client.close()
 
 
 def test_abort_after_the_end_writes_to_no_reused_fd() -> None:
