@@ -7,12 +7,14 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, Final
 
 import structlog
 
 from supervisor import __version__
 from supervisor.config import ConfigError, Settings, load_settings
+from supervisor.core.announce import Subject, loopback_only
 from supervisor.core.catalog import load_catalog
 from supervisor.core.devices import Snapshot
 from supervisor.core.events import EventError, parse_event
@@ -20,6 +22,8 @@ from supervisor.core.machine import build_machine
 from supervisor.core.registry import Gone, Present, Registry, Update
 from supervisor.core.status import DaemonStatus, PrinterStatus, status_document, status_line
 from supervisor.observe.systemd import Notifier
+from supervisor.publish.announcer import Announcer
+from supervisor.publish.umdns import UMDNS_DIR
 from supervisor.runtime import PrinterRuntime
 from supervisor.sources.control import ControlServer, RequestError
 from supervisor.sources.monitor import MonitorSource, open_monitor
@@ -49,7 +53,7 @@ class Service:
     """`supervisorctl run`: everything the service does, until `stop` is set."""
 
     def __init__(self, settings: Settings, *, open_monitor: MonitorOpener = open_monitor,
-                 notifier: Notifier | None = None) -> None:
+                 notifier: Notifier | None = None, umdns_dir: Path = UMDNS_DIR) -> None:
         self.settings = settings
         self.notifier = notifier or Notifier()
         self.registry = Registry(settings, load_ports(settings.daemon.state_dir))
@@ -65,6 +69,7 @@ class Service:
         self._changing = asyncio.Lock()  # one reconcile or reload at a time
         self._leaving: set[asyncio.Task[None]] = set()  # printers a reload is stopping
         self.reconciles = 0
+        self.announcer = Announcer(settings.daemon, self._mdns_subjects, umdns_dir=umdns_dir)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, *, grace_s: float = SHUTDOWN_GRACE_S) -> None:
@@ -92,6 +97,7 @@ class Service:
                      event_source=daemon.event_source, printers=len(self.printers))
             self.notifier.ready()
             self._status_changed()
+            self.announcer.start()
             background = [asyncio.create_task(self._rescan_loop(), name="rescan"),
                           asyncio.create_task(self._reload_loop(grace_s), name="reload")]
             if self.notifier.watchdog_interval_s:
@@ -109,6 +115,7 @@ class Service:
                 _, stuck = await asyncio.wait(background, timeout=BACKGROUND_STOP_S)
                 for task in stuck:  # a bug: say so, and do not let it hold up the shutdown
                     log.error("task_did_not_stop", task=task.get_name())
+            await self.announcer.close()  # withdrawn as the listeners close, not after jobs
             # Printers a cut-short reload was stopping finish within the same grace.
             await asyncio.gather(*(p.shutdown(grace_s) for p in self.printers.values()),
                                  *self._leaving)
@@ -276,6 +283,7 @@ class Service:
             self._leaving.update(stopping.values())
             self.registry.apply_update(new, update)
             self.settings = new
+            self.announcer.reconfigure(new.daemon)
             for name in (*update.changed, *update.added):
                 self._add_runtime(name, after=stopping.get(name))
             await self._reconcile_now()
@@ -300,6 +308,15 @@ class Service:
 
     def _status_changed(self) -> None:
         self.notifier.status(status_line([p.status() for p in self.printers.values()]))
+        self.announcer.changed()
+
+    def _mdns_subjects(self) -> list[Subject]:
+        """The printers to announce now: listening, and listening beyond loopback."""
+        daemon = self.settings.daemon
+        if loopback_only(daemon.bind):
+            return []
+        return [subject for runtime in self.printers.values()
+                if (subject := runtime.mdns_subject(daemon.location)) is not None]
 
     # -- control socket ----------------------------------------------------------------------
     async def _handle_request(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -324,6 +341,9 @@ class Service:
     def status(self) -> dict[str, Any]:
         daemon = DaemonStatus(version=__version__, pid=os.getpid(),
                               event_source=self.settings.daemon.event_source,
-                              uptime_s=round(time.monotonic() - self._started, 1))
-        printers: list[PrinterStatus] = [p.status() for p in self.printers.values()]
+                              uptime_s=round(time.monotonic() - self._started, 1),
+                              mdns=self.announcer.state)
+        names = self.announcer.names
+        printers: list[PrinterStatus] = [p.status(names.get(p.name))
+                                         for p in self.printers.values()]
         return status_document(daemon, printers)

@@ -252,10 +252,10 @@ def render_status(document: dict[str, object]) -> str:
     """The status table a person reads."""
     printers = document.get("printers")
     rows: list[tuple[str, ...]] = [
-        ("NAME", "STATE", "PORT", "DEVICE", "PRODUCT", "JOBS", "SINCE", "ERROR")]
+        ("NAME", "STATE", "PORT", "DEVICE", "PRODUCT", "JOBS", "SINCE", "MDNS", "ERROR")]
     for p in printers if isinstance(printers, list) else []:
         rows.append(tuple(_cell(p.get(key)) for key in (
-            "name", "state", "port", "device", "product", "jobs", "since", "error")))
+            "name", "state", "port", "device", "product", "jobs", "since", "mdns", "error")))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " +
              row[-1] for row in rows]

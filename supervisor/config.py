@@ -15,6 +15,12 @@ from supervisor.protocol import CONFIG_ENV, DEFAULT_CONFIG
 DEFAULT_CONFIG_PATH = Path(DEFAULT_CONFIG)
 
 EventSource = Literal["udev", "kernel", "none"]
+MdnsMode = Literal["auto", "avahi", "umdns", "off"]
+MDNS_MODES: tuple[MdnsMode, ...] = ("auto", "avahi", "umdns", "off")
+#: An mDNS instance name is one DNS label: at most 63 bytes of UTF-8 (RFC 6763 §4.1.1).
+MDNS_NAME_MAX_BYTES = 63
+#: A TXT string is at most 255 bytes, key and "=" included (RFC 6763 §6.1).
+MDNS_TEXT_MAX_BYTES = 200
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 NAME_RE = re.compile(r"[a-z0-9_-]+")
@@ -41,6 +47,8 @@ class DaemonSettings:
     auto: bool = True
     base_port: int = 9100
     bind: tuple[str, ...] = ("::",)
+    mdns: MdnsMode = "auto"  # announce ready printers over mDNS/DNS-SD, through which responder
+    location: str | None = None  # where the printers are: the announcements' `note`
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,9 @@ class PrinterSettings:
     firmware: str = "auto"
     allow: tuple[IPNetwork, ...] = ()
     idle_timeout: float = 300.0
+    mdns: bool = True  # announce it while it is ready (if [daemon] mdns is not "off")
+    mdns_name: str | None = None  # its mDNS instance name; default "<model> @ <host>"
+    location: str | None = None  # overrides [daemon] location for this printer
 
     @property
     def is_static(self) -> bool:
@@ -252,6 +263,8 @@ class _Validator:
             auto=get.boolean("auto", d.auto),
             base_port=get.integer("base_port", d.base_port, 1, 65000),  # room for printers
             bind=self._bind(get, d.bind),
+            mdns=cast(MdnsMode, get.choice("mdns", d.mdns, MDNS_MODES)),
+            location=get.optional_string("location", check=_check_location),
         )
 
     def _bind(self, get: _Getter, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -297,13 +310,24 @@ class _Validator:
                 for s in get.strings("allow", [], check=_check_network)
             ),
             idle_timeout=get.number("idle_timeout", d.idle_timeout, 0.001, 86400.0 * 365),
+            mdns=get.boolean("mdns", d.mdns),
+            mdns_name=get.optional_string("mdns_name", check=_check_mdns_name),
+            location=get.optional_string("location", check=_check_location),
         )
 
     def cross_check(self, printers: tuple[PrinterSettings, ...]) -> None:
         names: dict[str, int] = {}
         ports: dict[int, str] = {}
         devices: dict[Path, str] = {}
+        mdns_names: dict[str, str] = {}
         for index, p in enumerate(printers):
+            if p.mdns_name is not None:
+                folded = p.mdns_name.casefold()  # DNS compares names without case
+                if folded in mdns_names:
+                    self.fail("mdns_name", f"{p.mdns_name!r} is also the mdns_name of printer "
+                              f"'{mdns_names[folded]}'; each announced name must be unique",
+                              "[[printer]]", index, f"printer '{p.name}'")
+                mdns_names[folded] = p.name
             if p.name and p.name in names:
                 self.fail("name", f"'{p.name}' is used by two printers; names must be unique",
                           "[[printer]]", index, f"printer '{p.name}'")
@@ -437,6 +461,25 @@ def _check_firmware(value: str) -> str | None:
         return None
     return (f"{value!r}: use auto, none, a file name looked up in firmware_dirs, "
             "or an absolute path")
+
+
+def _check_mdns_name(value: str) -> str | None:
+    size = len(value.encode("utf-8"))
+    if size > MDNS_NAME_MAX_BYTES:
+        return (f"{value!r} is {size} bytes of UTF-8; an mDNS name is one DNS label of at most "
+                f"{MDNS_NAME_MAX_BYTES}")
+    if not value.isprintable():
+        return f"{value!r} holds a control character"
+    return None
+
+
+def _check_location(value: str) -> str | None:
+    size = len(value.encode("utf-8"))
+    if size > MDNS_TEXT_MAX_BYTES:
+        return f"is {size} bytes of UTF-8; at most {MDNS_TEXT_MAX_BYTES} fit in an announcement"
+    if not value.isprintable():
+        return f"{value!r} holds a control character"
+    return None
 
 
 def _check_address(value: str) -> str | None:

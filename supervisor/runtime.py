@@ -11,6 +11,7 @@ from typing import Any, Final
 
 import structlog
 
+from supervisor.core.announce import Subject
 from supervisor.core.catalog import FirmwareEntry, firmware_for, firmware_loaded
 from supervisor.core.machine import (
     ABSENT,
@@ -57,6 +58,7 @@ class PrinterRuntime:
         self._predecessor = after  # a reload's old runtime of this printer, still stopping
         self._parked: FirmwareError | None = None  # why the last push gave up
         self._forwarder: Forwarder | None = None
+        self.listening = False  # its port is bound (not merely wanted)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stops: set[asyncio.Task[None]] = set()
         self._log = log.bind(printer=entry.name)
@@ -124,7 +126,9 @@ class PrinterRuntime:
             self._cancel("firmware")
         if change.dest in LISTENING_STATES:
             self._start("forwarder", self._serve())
-        elif "forwarder" in self._tasks:
+        else:
+            self.listening = False
+        if change.dest not in LISTENING_STATES and "forwarder" in self._tasks:
             self._stop_forwarder(grace_s=0.0, reason=f"printer {change.trigger}")
         self._changed()
 
@@ -176,6 +180,7 @@ class PrinterRuntime:
                 await self._forwarder.run()
                 return
             except Exception as exc:
+                self.listening = False
                 self._log.exception("forwarder_crashed", error=repr(exc))
                 self.model.error = f"internal error: {exc!r}"
                 await asyncio.sleep(FORWARDER_RESTART_S)
@@ -227,13 +232,30 @@ class PrinterRuntime:
 
     def listener_error(self, error: str | None) -> None:
         self.model.error = error
+        self.listening = error is None
         self._changed()
 
     def queue_length(self, waiting: int) -> None:
         self.model.queued = waiting
 
+    # -- announcing -------------------------------------------------------------------------
+    def mdns_subject(self, location: str | None) -> Subject | None:
+        """What to announce while it listens, or None (not ready, port taken, `mdns = false`).
+
+        `firmware-needed` is never announced: a printer without firmware swallows jobs.
+        """
+        settings, usb = self.entry.settings, self.entry.usb
+        if not (settings.mdns and self.listening and self.model.state in LISTENING_STATES):
+            return None
+        return Subject(
+            printer=self.name, port=self.entry.port,
+            device_id=usb.device_id if usb else None,
+            manufacturer=usb.manufacturer if usb else None, model=usb.model if usb else None,
+            identity=usb.identity if usb else None, serial=usb.serial if usb else None,
+            mdns_name=settings.mdns_name, location=settings.location or location)
+
     # -- status -----------------------------------------------------------------------------
-    def status(self) -> PrinterStatus:
+    def status(self, announced: str | None = None) -> PrinterStatus:
         usb, settings = self.entry.usb, self.entry.settings
         device = self.entry.node or settings.device
         return PrinterStatus(
@@ -244,7 +266,7 @@ class PrinterRuntime:
             port=self.entry.port, bidirectional=settings.bidirectional,
             firmware=Path(self.firmware).name if self.firmware else None,
             jobs=self.model.jobs, bytes=self.model.bytes, queued=self.model.queued,
-            error=self.model.error, since=iso_utc(self.model.since),
+            error=self.model.error, since=iso_utc(self.model.since), mdns=announced,
         )
 
 

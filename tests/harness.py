@@ -120,6 +120,8 @@ def daemon_defaults(root: Path, **overrides: object) -> dict[str, object]:
         "devfs": str(root / "dev"),
         "firmware_dirs": [str(root / "firmware")],
         "bind": ["127.0.0.1"],
+        # Nothing is announced over mDNS unless a test asks (and then only in a private lab).
+        "mdns": "off",
         # Not 9100: the machine may run something there (node_exporter does).
         "base_port": free_port(),
     }
@@ -132,13 +134,14 @@ class ServiceThread:
 
     def __init__(self, root: Path, printers: list[Mapping[str, object]], *,
                  grace_s: float = 5.0, open_monitor: Callable[[str], Any] | None = None,
-                 **daemon: object) -> None:
+                 umdns_dir: Path | None = None, **daemon: object) -> None:
         self.root = root
         self.config = write_config(root / "config.toml", daemon_defaults(root, **daemon),
                                    printers)
         self.log = Log(root / "events.jsonl")
         self.grace_s = grace_s
         self.open_monitor = open_monitor
+        self.umdns_dir = umdns_dir
         self.service: Service | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -148,8 +151,12 @@ class ServiceThread:
     def start(self) -> ServiceThread:
         settings = load_settings(self.config, required=True)
         configure_logging(settings.daemon.log_file, max_bytes=settings.daemon.log_max_bytes)
-        self.service = (Service(settings, open_monitor=self.open_monitor) if self.open_monitor
-                        else Service(settings))
+        extra: dict[str, Any] = {}
+        if self.open_monitor is not None:
+            extra["open_monitor"] = self.open_monitor
+        if self.umdns_dir is not None:
+            extra["umdns_dir"] = self.umdns_dir
+        self.service = Service(settings, **extra)
         started = threading.Event()
 
         async def main() -> None:
@@ -220,11 +227,14 @@ class ServiceThread:
 
 @contextmanager
 def service_process(root: Path, printers: list[Mapping[str, object]],
+                    prefix: Sequence[str] = (),
                     **daemon: object) -> Iterator[subprocess.Popen[bytes]]:
-    """`supervisorctl run` as a real process; killed if the test did not stop it."""
+    """`supervisorctl run` as a real process (`prefix`: e.g. nsenter into a lab host); killed
+    if the test did not stop it."""
     config = write_config(root / "config.toml", daemon_defaults(root, **daemon), printers)
     stderr = (root / "stderr.txt").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "supervisor", "run", "--config", str(config)],
+    proc = subprocess.Popen([*prefix, sys.executable, "-m", "supervisor", "run", "--config",
+                             str(config)],
                             stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr)
     try:
         yield proc

@@ -19,7 +19,7 @@ from supervisor.client import ServiceUnreachable, request
 from supervisor.virtual import VirtualPrinter
 
 SPEC_KEYS = {"name", "state", "product", "serial", "device", "port", "bidirectional",
-             "firmware", "jobs", "bytes", "queued", "error", "since"}
+             "firmware", "jobs", "bytes", "queued", "error", "since", "mdns"}
 
 
 def ctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -36,7 +36,8 @@ def test_status_json_and_table(tmp_path: Path, printer: VirtualPrinter,
     result = ctl("--socket", sock, "status", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert set(document["daemon"]) == {"version", "pid", "event_source", "uptime_s"}
+    assert set(document["daemon"]) == {"version", "pid", "event_source", "uptime_s", "mdns"}
+    assert document["daemon"]["mdns"] == "off"
     assert [set(p) for p in document["printers"]] == [SPEC_KEYS, SPEC_KEYS]
     here, later = document["printers"]
     assert (here["state"], here["port"], here["device"]) == ("ready", port, str(printer.path))
@@ -47,6 +48,7 @@ def test_status_json_and_table(tmp_path: Path, printer: VirtualPrinter,
     lines = table.stdout.splitlines()
     assert lines[0].split()[:4] == ["NAME", "STATE", "PORT", "DEVICE"]
     assert lines[1].split()[:3] == ["here", "ready", str(port)]
+    assert lines[0].split()[-2:] == ["MDNS", "ERROR"]
 
 
 def test_status_without_a_service_exits_3(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from harness import ServiceThread, free_port, require_peer, send_job, wait_until
@@ -38,6 +39,9 @@ def p910nd(make_printer: Callable[..., VirtualPrinter]) -> Iterator[tuple[int, V
     if digit is None:
         pytest.fail("ports 9100-9109 are all taken; p910nd can only use those")
     printer = make_printer("usb/lp9")
+    # Debian's p910nd exits at once without its lock directory, which its init script makes
+    # (and which is gone when no init script ran since boot, as on CI).
+    Path("/var/lock/p910nd").mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([binary, "-d", "-b", "-f", str(printer.path), "-i", "127.0.0.1",
                              str(digit)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

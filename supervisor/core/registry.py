@@ -7,7 +7,7 @@ the I/O (scanning sysfs, opening nodes, saving the remembered ports).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 
@@ -196,7 +196,7 @@ class Registry:
                     unchanged.append(name)
             elif wanted is None:
                 removed.append(name)
-            elif wanted != entry.settings or daemon_changed:
+            elif not _served_alike(wanted, entry.settings) or daemon_changed:
                 changed.append(name)
             else:
                 unchanged.append(name)
@@ -216,6 +216,10 @@ class Registry:
         """Take the new configuration: entries of removed and changed printers are replaced."""
         by_name = {p.name: p for p in settings.printers}
         explicit = {p.port for p in settings.printers if p.port is not None}
+        for name in update.unchanged:  # announcement settings change without a restart
+            entry = self.entries[name]
+            if entry.configured:
+                entry.settings = by_name[name]
         previous = {name: self.entries[name].port for name in update.changed}
         self.remembered = self.memory()  # removed printers keep their ports for a comeback
         for name in update.removed:
@@ -244,6 +248,16 @@ class Registry:
             if entry.identity is not None:
                 memory[entry.identity] = Remembered(entry.name, entry.port)
         return memory
+
+
+# Settings that only change how a printer is announced (mdns, mdns_name, location): a reload
+# re-announces it, never restarts it (a running job goes on).
+def _served_alike(new: PrinterSettings, old: PrinterSettings) -> bool:
+    """Whether two settings serve the printer alike (they may announce it differently)."""
+    def served(p: PrinterSettings) -> PrinterSettings:
+        return replace(p, mdns=True, mdns_name=None, location=None)
+
+    return served(new) == served(old)
 
 
 def _matches(settings: PrinterSettings, usb: UsbPrinter) -> bool:

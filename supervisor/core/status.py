@@ -24,6 +24,7 @@ class PrinterStatus:
     queued: int
     error: str | None
     since: str
+    mdns: str | None = None  # the name it is announced under over mDNS/DNS-SD, if it is
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class DaemonStatus:
     pid: int
     event_source: str
     uptime_s: float
+    mdns: str = "off"  # off, unavailable, or the responder in use (avahi, umdns)
 
 
 def iso_utc(moment: datetime) -> str:

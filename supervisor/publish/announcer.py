@@ -1,0 +1,221 @@
+"""The announcer: keeps the host responder's services equal to the printers that are ready.
+
+It finds a responder (`[daemon] mdns`: avahi, umdns, or auto = avahi, else umdns), then
+reconciles on every status change: the wanted set is computed afresh from the printers (level,
+not edge), and the responder adds what is new and withdraws what went. Without a responder it
+says so once (`mdns_unavailable`), keeps printing, and looks again with a growing pause; a
+responder that goes away (avahi restarting, the bus gone) is waited for the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+import structlog
+
+from supervisor.config import DaemonSettings
+from supervisor.core.announce import SERVICE_TYPE, Announcement, Subject, plan
+from supervisor.publish.responder import Responder, ResponderLost, Unavailable
+from supervisor.publish.umdns import UMDNS_DIR, Umdns
+
+RETRY_FIRST_S: Final = 2.0  # looking for a responder again: first pause...
+RETRY_MAX_S: Final = 60.0  # ...doubling up to this
+CLOSE_TIMEOUT_S: Final = 3.0  # withdrawing everything at shutdown
+DEFAULT_SYSTEM_BUS: Final = "/var/run/dbus/system_bus_socket"
+
+log = structlog.get_logger("supervisor.mdns")
+
+
+class _Changed:
+    """The printers changed: compute the wanted set again."""
+
+
+CHANGED: Final = _Changed()
+
+
+@dataclass(frozen=True)
+class _Reconfigured:
+    """`[daemon] mdns` or `bind` changed on a reload: find the responder again."""
+
+
+class Announcer:
+    """Announces ready printers through the host's mDNS responder; see the module's doc."""
+
+    def __init__(self, daemon: DaemonSettings, subjects: Callable[[], list[Subject]], *,
+                 umdns_dir: Path = UMDNS_DIR) -> None:
+        self.mode = daemon.mdns
+        self.names: dict[str, str] = {}  # printer → the name it is announced under now
+        self.responder: str | None = None  # the responder in use, while it is reachable
+        self.searches = 0  # how often a responder was looked for
+        self._bind = daemon.bind
+        self._subjects = subjects
+        self._umdns_dir = umdns_dir
+        self._events: asyncio.Queue[object] = asyncio.Queue()
+        self._current: Responder | None = None
+        self._said_unavailable = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def state(self) -> str:
+        """For `status`: off, unavailable, or the responder in use."""
+        if self.mode == "off":
+            return "off"
+        return self.responder or "unavailable"
+
+    # -- what the service tells it -----------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="mdns")
+
+    def changed(self) -> None:
+        """A printer changed state, port or error: announce and withdraw to match."""
+        self._events.put_nowait(CHANGED)
+
+    def reconfigure(self, daemon: DaemonSettings) -> None:
+        """A reload: a new mode or bind list means finding the responder again."""
+        if (daemon.mdns, daemon.bind) != (self.mode, self._bind):
+            self.mode, self._bind = daemon.mdns, daemon.bind
+            self._events.put_nowait(_Reconfigured())
+        else:
+            self.changed()
+
+    async def close(self) -> None:
+        """Stop, withdrawing every announcement (avahi would on our exit anyway; umdns not)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        responder, self._current = self._current, None
+        if responder is None:
+            return
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await responder.close("service stopping")
+        except Exception as exc:  # the responder went at the same time: nothing to withdraw
+            log.warning("mdns_failed", error=f"withdrawing at shutdown: {exc!r}")
+
+    # -- the loop ----------------------------------------------------------------------------
+    async def _run(self) -> None:
+        pause = RETRY_FIRST_S
+        while True:
+            responder = await self._find() if self.mode != "off" else None
+            if responder is None:
+                await self._idle(None if self.mode == "off" else pause)
+                pause = min(pause * 2, RETRY_MAX_S)
+                continue
+            pause = RETRY_FIRST_S
+            await self._serve(responder)
+
+    async def _idle(self, timeout_s: float | None) -> None:
+        """Wait for the next search: the pause, or a reload that changes the mode."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout_s):
+                while not isinstance(await self._events.get(), _Reconfigured):
+                    pass
+
+    async def _find(self) -> Responder | None:
+        self.searches += 1
+        tried: list[str] = []
+        for kind in ("avahi", "umdns") if self.mode == "auto" else (self.mode,):
+            try:
+                responder = self._responder(kind)
+                await responder.connect()
+            except Unavailable as exc:
+                tried.append(f"{kind}: {exc}")
+                continue
+            self.available(kind, responder.host)
+            return responder
+        self.unavailable(tried)
+        return None
+
+    def _responder(self, kind: str) -> Responder:
+        if kind == "avahi":
+            bus = system_bus_socket()
+            if not os.path.exists(bus):  # checked before jeepney is imported at all
+                raise Unavailable(f"no system bus at {bus}")
+            from supervisor.publish.avahi import Avahi  # noqa: PLC0415 (only with a bus)
+
+            return Avahi(self, self._events, self._bind)
+        return Umdns(self, self._umdns_dir)
+
+    async def _serve(self, responder: Responder) -> None:
+        """Reconcile on every change until the responder is lost or the mode changes."""
+        self._current = responder
+        try:
+            await responder.apply(self._wanted(responder.host))
+            while True:
+                event = await self._events.get()
+                if isinstance(event, _Reconfigured):
+                    await responder.close("mDNS reconfigured")
+                    self.responder = None
+                    self._current = None
+                    return
+                if isinstance(event, ResponderLost):
+                    raise event
+                if event is CHANGED or await responder.handle(event):
+                    await responder.apply(self._wanted(responder.host))
+        except asyncio.CancelledError:
+            raise  # close() withdraws what `_current` holds
+        except Exception as exc:  # the responder went, or a bug: printing is never affected
+            self._lost(exc)
+            with contextlib.suppress(Exception):
+                await responder.close("responder lost")
+
+    def _lost(self, exc: Exception) -> None:
+        reason = str(exc) if isinstance(exc, ResponderLost) else repr(exc)
+        if not isinstance(exc, ResponderLost):
+            log.error("mdns_failed", error=reason)
+        for printer, name in sorted(self.names.items()):
+            log.info("mdns_withdrawn", printer=printer, name=name, reason=reason)
+        self.names.clear()
+        self._current = None
+        self.unavailable([f"{self.responder or 'responder'}: {reason}"])
+
+    def _wanted(self, host: str) -> dict[str, Announcement]:
+        return plan(self._subjects(), host)
+
+    # -- what responders report (Report) ------------------------------------------------------
+    def announced(self, printer: str, name: str, announcement: Announcement) -> None:
+        self.names[printer] = name
+        log.info("mdns_announced", printer=printer, name=name, service=SERVICE_TYPE,
+                 port=announcement.port, responder=self.responder)
+
+    def withdrawn(self, printer: str, name: str | None, reason: str) -> None:
+        self.names.pop(printer, None)
+        if name is not None:
+            log.info("mdns_withdrawn", printer=printer, name=name, reason=reason)
+
+    def collision(self, printer: str, name: str, alternative: str) -> None:
+        log.warning("mdns_collision", printer=printer, name=name, alternative=alternative)
+
+    def failed(self, printer: str, error: str) -> None:
+        log.error("mdns_failed", printer=printer, error=error)
+
+    def unavailable(self, tried: list[str]) -> None:
+        self.responder = None
+        if not self._said_unavailable:  # once per outage, not once per search
+            self._said_unavailable = True
+            log.warning("mdns_unavailable", mode=self.mode, tried=tried,
+                        action="printing goes on; announcing once a responder is reachable")
+
+    def available(self, kind: str, host: str) -> None:
+        self.responder = kind
+        self._said_unavailable = False
+        log.info("mdns_responder", responder=kind, host=host)
+
+
+def system_bus_socket() -> str:
+    """The system bus's socket path, as D-Bus clients find it ($DBUS_SYSTEM_BUS_ADDRESS)."""
+    address = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "")
+    for part in address.split(";"):
+        transport, _, options = part.partition(":")
+        if transport == "unix":
+            for option in options.split(","):
+                key, _, value = option.partition("=")
+                if key == "path":
+                    return value
+    return DEFAULT_SYSTEM_BUS
