@@ -1,0 +1,276 @@
+"""Discovery on OpenWrt: what the service hands umdns (its file, its ubus calls), and life
+without any responder. umdns cannot run here: a recording stand-in answers for `ubus`, and
+snapshots the file at every `ubus call umdns reload`, which is when umdns reads it."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import ServiceThread, free_port, send_job, wait_until
+
+from supervisor.core.announce import Announcement, Subject, printer_uuid
+from supervisor.publish import announcer
+from supervisor.publish.umdns import service_id
+from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
+
+StartService = Callable[..., ServiceThread]
+HOST = socket.gethostname()
+LOCAL_ONLY = ["127.0.0.0/8"]  # listening on 0.0.0.0 (loopback is never announced): local jobs
+
+
+class Ubus:
+    """A `ubus` on PATH that records its arguments; umdns is "running" while `up` exists."""
+
+    def __init__(self, root: Path, umdns_dir: Path) -> None:
+        self.bin = root / "bin"
+        self.bin.mkdir()
+        self.log, self.snapshots, self.up = root / "ubus.log", root / "umdns.snap", root / "up"
+        script = self.bin / "ubus"
+        script.write_text(f"""#!/bin/sh
+printf '%s\\n' "$*" >> '{self.log}'
+case "$*" in
+  *"list umdns") [ -e '{self.up}' ] && {{ echo umdns; exit 0; }}
+                 echo 'Command failed: Not found' >&2; exit 4 ;;
+  *"call umdns reload") [ -e '{self.up}' ] || exit 4
+                 {{ cat '{umdns_dir}/printer-supervisor.json' 2>/dev/null || echo none; echo ---
+                 }} >> '{self.snapshots}'; exit 0 ;;
+esac
+exit 2
+""", encoding="utf-8")
+        script.chmod(0o755)
+        self.up.touch()
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def files(self) -> list[Any]:
+        """What the file held at each reload (None: no file)."""
+        if not self.snapshots.exists():
+            return []
+        chunks = self.snapshots.read_text().split("---\n")[:-1]
+        return [None if c.strip() == "none" else json.loads(c) for c in chunks]
+
+
+@pytest.fixture
+def umdns_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "etc-umdns"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def ubus(tmp_path: Path, umdns_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Ubus:
+    stand_in = Ubus(tmp_path, umdns_dir)
+    monkeypatch.setenv("PATH", f"{stand_in.bin}:/usr/bin:/bin")
+    # No system bus: `auto` must not find the machine's avahi (if it has one).
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
+    return stand_in
+
+
+@pytest.fixture
+def sysfs(tmp_path: Path) -> FakeSysfs:
+    return FakeSysfs(tmp_path / "sys")
+
+
+@pytest.fixture
+def make_usb(tmp_path: Path, sysfs: FakeSysfs) -> Iterator[Callable[..., VirtualUsbPrinter]]:
+    made: list[VirtualUsbPrinter] = []
+
+    def make(**kwargs: object) -> VirtualUsbPrinter:
+        printer = VirtualUsbPrinter(sysfs, tmp_path / "dev", **kwargs)  # type: ignore[arg-type]
+        made.append(printer)
+        return printer
+
+    yield make
+    for printer in made:
+        printer.close()
+
+
+def start(start_service: StartService, umdns_dir: Path, printers: list[dict[str, object]],
+          **daemon: object) -> ServiceThread:
+    defaults: dict[str, object] = {"mdns": "umdns", "bind": ["0.0.0.0"]}
+    printers = [{"firmware": "none", "allow": LOCAL_ONLY, **p} for p in printers]
+    return start_service(printers, umdns_dir=umdns_dir, **{**defaults, **daemon})
+
+
+def test_a_ready_printer_is_handed_to_umdns_and_taken_back(
+        start_service: StartService, ubus: Ubus, umdns_dir: Path,
+        make_usb: Callable[..., VirtualUsbPrinter]) -> None:
+    usb = make_usb()
+    usb.plug()
+    port = free_port()
+    service = start(start_service, umdns_dir, [{"name": "lj", "match": "3f0/4117/*",
+                                                "port": port}], location="hall")
+    service.log.wait_for("mdns_announced", printer="lj")
+    name = f"HP LaserJet 1018 @ {HOST}"
+    entry = {"service": "_pdl-datastream._tcp.local", "port": port, "instance": name,
+             "txt": ["txtvers=1", "qtotal=1", "ty=HP LaserJet 1018",
+                     "product=(HP LaserJet 1018)", "usb_MFG=Hewlett-Packard",
+                     "usb_MDL=HP LaserJet 1018", "usb_CMD=ACL", "note=hall", "priority=50",
+                     f"UUID={_uuid('03f0:4117:CNB1234567')}"]}
+    document = json.loads((umdns_dir / "printer-supervisor.json").read_text())
+    assert list(document.values()) == [entry]
+    (key,) = document
+    assert key.startswith("printer-supervisor_lj_")
+    assert ubus.calls() == ["-t 5 list umdns", "-t 5 call umdns reload"]
+    assert ubus.files() == [document]
+    assert not list(umdns_dir.glob(".*")), "no temporary file left behind"
+    status = service.status()
+    assert status["daemon"]["mdns"] == "umdns" and status["printers"][0]["mdns"] == name
+
+    for env in usb.unplug():
+        service.notify(env)
+    service.log.wait_for("mdns_withdrawn", printer="lj", reason="no longer ready")
+    assert not (umdns_dir / "printer-supervisor.json").exists()
+    assert ubus.files() == [document, None]
+    assert service.status("lj")["mdns"] is None
+
+
+def test_only_printers_that_can_print_are_announced(
+        start_service: StartService, ubus: Ubus, umdns_dir: Path,
+        make_usb: Callable[..., VirtualUsbPrinter]) -> None:
+    needs_firmware = make_usb(port_path="2-1", lp="lp0", serial="FW1")
+    quiet = make_usb(port_path="2-2", lp="lp1", serial="QUIET2")
+    blocked = make_usb(port_path="2-3", lp="lp2", serial="BUSY3")
+    fine = make_usb(port_path="2-4", lp="lp3", serial="FINE4")
+    for usb in (needs_firmware, quiet, blocked, fine):
+        usb.plug()
+    taken = socket.socket()
+    taken.bind(("0.0.0.0", 0))
+    taken.listen()
+    service = start(start_service, umdns_dir, [
+        {"name": "nofw", "serial": "FW1", "firmware": "auto"},  # sihp1018.dl is not there
+        {"name": "quiet", "serial": "QUIET2", "mdns": False},
+        {"name": "blocked", "serial": "BUSY3", "port": taken.getsockname()[1]},
+        {"name": "fine", "serial": "FINE4", "mdns_name": "Fine"},
+    ])
+    try:
+        service.log.wait_for("listener_failed", printer="blocked")
+        service.log.wait_for("mdns_announced", printer="fine")
+        assert service.wait_state("nofw", "firmware-needed")
+        assert service.status("quiet")["state"] == "ready"
+        assert _instances(umdns_dir) == ["Fine"]
+    finally:
+        taken.close()
+    service.log.wait_for("mdns_announced", printer="blocked", timeout_s=30)
+    assert sorted(_instances(umdns_dir)) == ["Fine", f"HP LaserJet 1018 @ {HOST}"]
+    assert {e["printer"] for e in service.log.events("mdns_announced")} == {"fine", "blocked"}
+
+
+def test_a_reload_renames_without_restarting_the_printer(
+        start_service: StartService, ubus: Ubus, umdns_dir: Path,
+        make_usb: Callable[..., VirtualUsbPrinter]) -> None:
+    make_usb().plug()
+    service = start(start_service, umdns_dir, [{"name": "lj", "match": "3f0/4117/*",
+                                                "mdns_name": "Before"}])
+    service.log.wait_for("mdns_announced", name="Before")
+    before = json.loads((umdns_dir / "printer-supervisor.json").read_text())
+    text = service.config.read_text()
+    service.config.write_text(text.replace('mdns_name = "Before"', 'mdns_name = "After"'))
+    service.reload()
+    service.log.wait_for("mdns_announced", name="After")
+    after = json.loads((umdns_dir / "printer-supervisor.json").read_text())
+    assert [e["instance"] for e in after.values()] == ["After"]
+    assert set(after).isdisjoint(before), "a new id: umdns re-announces only new ids"
+    reloaded = service.log.wait_for("config_reloaded")
+    assert reloaded["unchanged"] == ["lj"] and reloaded["changed"] == []
+    assert service.log.events("listener_stopped") == []
+    assert service.log.events("mdns_withdrawn", name="Before", reason="changed")
+
+
+def test_stopping_removes_the_file_and_a_stale_one_is_replaced_at_start(
+        start_service: StartService, ubus: Ubus, umdns_dir: Path,
+        make_usb: Callable[..., VirtualUsbPrinter]) -> None:
+    stale = umdns_dir / "printer-supervisor.json"
+    stale.write_text('{"printer-supervisor_gone_0": {"service": "_pdl-datastream._tcp.local", '
+                     '"port": 9100, "instance": "Killed earlier", "txt": ["txtvers=1"]}}')
+    make_usb().plug()
+    service = start(start_service, umdns_dir, [{"name": "lj", "match": "3f0/4117/*"}])
+    service.log.wait_for("mdns_announced")
+    assert "Killed earlier" not in stale.read_text()
+    service.stop()
+    assert not stale.exists()
+    assert ubus.calls()[-1] == "-t 5 call umdns reload"
+    assert ubus.files()[-1] is None
+    assert service.log.events("mdns_withdrawn", printer="lj", reason="service stopping")
+
+
+def test_umdns_starting_later_is_picked_up(
+        start_service: StartService, ubus: Ubus, umdns_dir: Path,
+        make_usb: Callable[..., VirtualUsbPrinter], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(announcer, "RETRY_FIRST_S", 0.05)
+    monkeypatch.setattr(announcer, "RETRY_MAX_S", 0.1)
+    ubus.up.unlink()  # umdns is not running yet
+    make_usb().plug()
+    service = start(start_service, umdns_dir, [{"name": "lj", "match": "3f0/4117/*"}],
+                    mdns="auto")
+    owner = service.service
+    assert owner is not None
+    wait_until(lambda: owner.announcer.searches >= 3, what="a few searches")
+    (unavailable,) = service.log.events("mdns_unavailable")
+    assert any("umdns is not running" in t for t in unavailable["tried"])
+    assert any(t.startswith("avahi: no system bus") for t in unavailable["tried"])
+    assert service.status()["daemon"]["mdns"] == "unavailable"
+    ubus.up.touch()
+    service.log.wait_for("mdns_announced", printer="lj")
+    assert service.status()["daemon"]["mdns"] == "umdns"
+
+
+def test_without_any_responder_it_prints_and_says_so_once(
+        start_service: StartService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        make_usb: Callable[..., VirtualUsbPrinter]) -> None:
+    monkeypatch.setattr(announcer, "RETRY_FIRST_S", 0.05)
+    monkeypatch.setattr(announcer, "RETRY_MAX_S", 0.1)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
+    usb = make_usb()
+    usb.plug()
+    port = free_port()
+    service = start(start_service, tmp_path / "no-umdns",
+                    [{"name": "lj", "match": "3f0/4117/*", "port": port}], mdns="auto")
+    owner = service.service
+    assert owner is not None
+    wait_until(lambda: owner.announcer.searches >= 5, what="several searches")
+    assert send_job(port, b"printed all the same") == b""
+    assert usb.printer is not None
+    assert usb.printer.wait_for_bytes(20) == b"printed all the same"
+    (unavailable,) = service.log.events("mdns_unavailable")
+    assert unavailable["tried"] == [f"avahi: no system bus at {tmp_path}/no-bus",
+                                    "umdns: no ubus command (not OpenWrt?)"]
+    assert service.log.events("mdns_announced") == []
+    assert service.status()["daemon"]["mdns"] == "unavailable"
+
+
+def test_mdns_off_looks_for_nothing(start_service: StartService, ubus: Ubus, umdns_dir: Path,
+                                    make_usb: Callable[..., VirtualUsbPrinter]) -> None:
+    make_usb().plug()
+    service = start(start_service, umdns_dir, [{"name": "lj", "match": "3f0/4117/*"}],
+                    mdns="off")
+    service.wait_state("lj", "ready")
+    assert service.status()["daemon"]["mdns"] == "off"
+    service.stop()
+    assert ubus.calls() == []
+    assert service.log.events("mdns_unavailable") == []
+
+
+def _instances(umdns_dir: Path) -> list[str]:
+    path = umdns_dir / "printer-supervisor.json"
+    if not path.exists():
+        return []
+    return [entry["instance"] for entry in json.loads(path.read_text()).values()]
+
+
+def _uuid(identity: str) -> str | None:
+    return printer_uuid(Subject(printer="x", port=1, identity=identity, serial="x"))
+
+
+def test_service_ids_change_with_the_record() -> None:
+    one = Announcement("lj", "A", 9100, ("txtvers=1",))
+    assert service_id(one) == service_id(Announcement("lj", "A", 9100, ("txtvers=1",)))
+    assert service_id(one) != service_id(Announcement("lj", "B", 9100, ("txtvers=1",)))
+    assert service_id(one).startswith("printer-supervisor_lj_")
