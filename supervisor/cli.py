@@ -462,6 +462,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"configuration: {settings.source or 'defaults (no file)'}: valid")
     print(f"  listen on {', '.join(d.bind)}; event source {d.event_source}; "
           f"log {d.log_file or 'stderr only'}")
+    print(f"  mDNS/DNS-SD: {_mdns_summary(settings)}")
     ports = assign_ports(settings.printers, d.base_port)
     if not settings.printers:
         print("printers: none configured")
@@ -479,12 +480,29 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"  firmware      {p.firmware}")
         print(f"  allow         {', '.join(map(str, p.allow)) if p.allow else 'everyone'}")
         print(f"  idle_timeout  {p.idle_timeout:g} s")
+        if d.mdns != "off":
+            announced = (f'as "{p.mdns_name}"' if p.mdns_name else
+                         "as \"<model> @ <host>\"") if p.mdns else "no (mdns = false)"
+            where = p.location or d.location
+            print(f"  mdns          {announced}" + (f", location \"{where}\""
+                                                    if where and p.mdns else ""))
     if d.auto:
         print(f"auto: other USB printers are served too, on the next free port from "
               f"{d.base_port}")
     for warning in firmware_warnings(settings):
         print(warning, file=sys.stderr)
     return EXIT_OK
+
+
+def _mdns_summary(settings: Settings) -> str:
+    from supervisor.core.announce import loopback_only
+
+    d = settings.daemon
+    how = {"off": "off", "auto": "auto (avahi if it is on the system bus, else umdns)",
+           "avahi": "through avahi-daemon", "umdns": "through umdns"}[d.mdns]
+    if d.mdns != "off" and loopback_only(d.bind):
+        how += "; nothing is announced while bind is loopback only"
+    return how + (f"; location \"{d.location}\"" if d.location else "")
 
 
 # -- demo ----------------------------------------------------------------------------------------

@@ -264,7 +264,7 @@ class _Validator:
             base_port=get.integer("base_port", d.base_port, 1, 65000),  # room for printers
             bind=self._bind(get, d.bind),
             mdns=cast(MdnsMode, get.choice("mdns", d.mdns, MDNS_MODES)),
-            location=get.optional_string("location", check=_check_location),
+            location=get.optional_string("location", check=check_location),
         )
 
     def _bind(self, get: _Getter, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -311,8 +311,8 @@ class _Validator:
             ),
             idle_timeout=get.number("idle_timeout", d.idle_timeout, 0.001, 86400.0 * 365),
             mdns=get.boolean("mdns", d.mdns),
-            mdns_name=get.optional_string("mdns_name", check=_check_mdns_name),
-            location=get.optional_string("location", check=_check_location),
+            mdns_name=get.optional_string("mdns_name", check=check_mdns_name),
+            location=get.optional_string("location", check=check_location),
         )
 
     def cross_check(self, printers: tuple[PrinterSettings, ...]) -> None:
@@ -463,7 +463,7 @@ def _check_firmware(value: str) -> str | None:
             "or an absolute path")
 
 
-def _check_mdns_name(value: str) -> str | None:
+def check_mdns_name(value: str) -> str | None:
     size = len(value.encode("utf-8"))
     if size > MDNS_NAME_MAX_BYTES:
         return (f"{value!r} is {size} bytes of UTF-8; an mDNS name is one DNS label of at most "
@@ -473,7 +473,7 @@ def _check_mdns_name(value: str) -> str | None:
     return None
 
 
-def _check_location(value: str) -> str | None:
+def check_location(value: str) -> str | None:
     size = len(value.encode("utf-8"))
     if size > MDNS_TEXT_MAX_BYTES:
         return f"is {size} bytes of UTF-8; at most {MDNS_TEXT_MAX_BYTES} fit in an announcement"

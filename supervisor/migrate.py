@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from supervisor.config import check_location, check_mdns_name
+
 DEFAULT_UCI_PATH: Final = "/etc/config/p910nd"
 PACKAGE: Final = "p910nd"
 BASE_PORT: Final = 9100
@@ -21,7 +23,9 @@ _NAME_RE: Final = re.compile(r"[a-z0-9_-]+")
 _UCI_NAME_RE: Final = re.compile(r"[A-Za-z0-9_]+")  # libuci's uci_validate_name
 _TRUE: Final = frozenset({"1", "on", "true", "yes", "enabled"})  # as config_get_bool reads them
 _FALSE: Final = frozenset({"0", "off", "false", "no", "disabled"})
-_CARRIED: Final = frozenset({"device", "port", "bidirectional", "bind", "enabled"})
+_CARRIED: Final = frozenset({"device", "port", "bidirectional", "bind", "enabled", "mdns",
+                             "mdns_ty", "mdns_note", "mdns_product", "mdns_mfg", "mdns_mdl",
+                             "mdns_cmd"})
 
 
 class UciError(ValueError):
@@ -218,6 +222,9 @@ class _Draft:
     bidirectional: bool = False
     enabled: bool = True
     bind: str | None = None
+    mdns: bool | None = None  # None: the service's default (announced while ready)
+    mdns_name: str | None = None
+    location: str | None = None
     blocked: str | None = None  # why the entry must stay commented out, besides enabled '0'
     comments: dict[str, str] = field(default_factory=dict)  # key → trailing TOML comment
     notes: list[str] = field(default_factory=list)
@@ -265,6 +272,7 @@ def _draft(section: UciSection) -> _Draft:
     _device(draft, values.get("device"), digit)
     _bidirectional(draft, values.get("bidirectional"))
     draft.bind = values.get("bind")
+    _mdns(draft, values)
     _leftovers(draft, {k: v for k, v in values.items() if k not in _CARRIED})
     draft.name = (_sanitised(section.name) if section.name else None) or (
         f"p910nd-{digit}" if digit is not None else "p910nd")
@@ -330,6 +338,40 @@ def _bidirectional(draft: _Draft, value: str | None) -> None:
     draft.bidirectional = parsed
 
 
+def _mdns(draft: _Draft, values: Mapping[str, str]) -> None:
+    """p910nd's mDNS options: on or off, its instance name (ty) and note carry over."""
+    if "mdns" in values:
+        draft.mdns = _uci_bool(values["mdns"])
+        if draft.mdns is None:
+            draft.note(f"mdns {_shown(values['mdns'])} is not a boolean: p910nd did not "
+                       "advertise the printer, so the entry says mdns = false")
+            draft.mdns = False
+        draft.comments["mdns"] = "from p910nd's mdns option"
+    if not draft.mdns and "mdns" in values:
+        return
+    ty, note = values.get("mdns_ty"), values.get("mdns_note")
+    if ty is not None:
+        problem = check_mdns_name(ty)
+        if problem is None:
+            draft.mdns_name = ty
+            draft.comments["mdns_name"] = ("p910nd's mdns_ty: the name CUPS queues made from "
+                                           "its announcement use")
+        else:
+            draft.note(f"mdns_ty {_shown(ty)} not carried over: {problem}; the service "
+                       "announces the printer as \"<model> @ <host>\"")
+    if note is not None:
+        problem = check_location(note)
+        if problem is None:
+            draft.location = note
+        else:
+            draft.note(f"mdns_note {_shown(note)} not carried over: {problem}")
+    read = [k for k in ("mdns_product", "mdns_mfg", "mdns_mdl", "mdns_cmd") if k in values]
+    if read:
+        draft.note(f"{', '.join(f'{k} {_shown(values[k])}' for k in read)} not carried over: "
+                   "the service announces the make, model and command set the printer "
+                   "itself reports (its IEEE-1284 ID), which is what CUPS picks drivers by")
+
+
 def _leftovers(draft: _Draft, values: Mapping[str, str]) -> None:
     def shown(keys: Sequence[str]) -> str:
         return ", ".join(f"{k} {_shown(values[k])}" for k in keys)
@@ -338,14 +380,7 @@ def _leftovers(draft: _Draft, values: Mapping[str, str]) -> None:
         draft.note(f"{shown(['runas_root'])} not carried over: the service runs as one user "
                    "for all printers, chosen by its systemd unit or procd init script; that "
                    "user needs write access to the printer nodes (group lp)")
-    mdns = [k for k in values if k.startswith("mdns")]
-    if mdns:
-        was = ("p910nd advertised this printer as _pdl-datastream._tcp"
-               if _uci_bool(values.get("mdns", "0")) else "advertising was off in p910nd")
-        draft.note(f"{shown(mdns)} not carried over: the service does not advertise printers "
-                   f"over mDNS/DNS-SD ({was}); publish the port with umdns or avahi if clients "
-                   "need to discover it")
-    unknown = [k for k in values if k != "runas_root" and not k.startswith("mdns")]
+    unknown = [k for k in values if k != "runas_root"]
     if unknown:
         draft.note(f"{shown(unknown)} not carried over: not an option p910nd's init script "
                    "reads, so p910nd ignored it too")
@@ -489,6 +524,12 @@ def _entry(draft: _Draft) -> list[str]:
     if draft.port is not None:
         body.append(_key(draft, "port", str(draft.port)))
     body.append(_key(draft, "bidirectional", "true" if draft.bidirectional else "false"))
+    if draft.mdns is not None:
+        body.append(_key(draft, "mdns", "true" if draft.mdns else "false"))
+    if draft.mdns_name is not None:
+        body.append(_key(draft, "mdns_name", _toml_string(draft.mdns_name)))
+    if draft.location is not None:
+        body.append(_key(draft, "location", _toml_string(draft.location)))
     return [title, *(body if draft.active else [f"#{line}" for line in body])]
 
 

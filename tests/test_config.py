@@ -160,6 +160,9 @@ def test_settings_are_frozen(target: str, attribute: str) -> None:
         ("auto = false", "auto", False),
         ("base_port = 9200", "base_port", 9200),
         ('bind = ["0.0.0.0", "192.168.1.1"]', "bind", ("0.0.0.0", "192.168.1.1")),
+        ('mdns = "off"', "mdns", "off"),
+        ('mdns = "umdns"', "mdns", "umdns"),
+        ('location = "Room 101, 1st floor"', "location", "Room 101, 1st floor"),
     ],
 )
 def test_daemon_values(line: str, attribute: str, expected: Any) -> None:
@@ -182,6 +185,9 @@ def test_daemon_values(line: str, attribute: str, expected: Any) -> None:
         ('allow = ["10.0.0.1"]', "allow", (IPv4Network("10.0.0.1/32"),)),
         ("idle_timeout = 2.5", "idle_timeout", 2.5),
         ("port = 9105", "port", 9105),
+        ("mdns = false", "mdns", False),
+        ('mdns_name = "Drucker im Flur"', "mdns_name", "Drucker im Flur"),
+        ('location = "Hall"', "location", "Hall"),
     ],
 )
 def test_printer_values(line: str, attribute: str, expected: Any) -> None:
@@ -263,6 +269,21 @@ INVALID = [
                  "laserjet", "number", id="idle_timeout-string"),
     pytest.param(printer('match = "3f0/4117/*"', 'bidirectional = "yes"  # <-'),
                  "bidirectional", "laserjet", "true or false", id="bidirectional-yes"),
+    pytest.param('[daemon]\nmdns = "zeroconf"  # <-\n', "mdns", None,
+                 "auto, avahi, umdns, off", id="mdns-mode"),
+    pytest.param('[daemon]\nmdns = true  # <-\n', "mdns", None,
+                 "auto, avahi, umdns, off", id="mdns-mode-bool"),
+    pytest.param('[daemon]\nlocation = "a\\nb"  # <-\n', "location", None,
+                 "control character", id="location-newline"),
+    pytest.param(printer('match = "3f0/4117/*"', 'mdns = "yes"  # <-'), "mdns", "laserjet",
+                 "true or false", id="printer-mdns-yes"),
+    pytest.param(printer('match = "3f0/4117/*"', f'mdns_name = "{"é" * 32}"  # <-'),
+                 "mdns_name", "laserjet", "64 bytes of UTF-8", id="mdns_name-too-long"),
+    pytest.param(printer('match = "3f0/4117/*"', 'mdns_name = ""  # <-'), "mdns_name",
+                 "laserjet", "non-empty", id="mdns_name-empty"),
+    pytest.param(printer('serial = "A"', 'mdns_name = "Laser"', name="a")
+                 + printer('serial = "B"', 'mdns_name = "LASER"  # <-', name="b"),
+                 "mdns_name", "b", "printer 'a'", id="mdns_name-duplicate"),
 ]
 
 
@@ -334,6 +355,22 @@ def test_check_config_prints_the_effective_printers(
     assert f"{path}: valid" in out
     assert "printer laserjet: port 9101\n  device        /dev/usb/lp0\n" in out
     assert "printer office: port 9100 (assigned)\n  device        /dev/usb/lp3" in out
+    assert "  mDNS/DNS-SD: auto (avahi if it is on the system bus, else umdns)\n" in out
+    assert '  mdns          as "<model> @ <host>"\n' in out
+
+
+def test_check_config_says_what_is_announced_and_where(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, '[daemon]\nbind = ["127.0.0.1"]\nlocation = "Hall"\n'
+                 + printer('serial = "A"', 'mdns_name = "Front desk"', name="a")
+                 + printer('serial = "B"', "mdns = false", name="b"))
+    assert main(["check-config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert ("  mDNS/DNS-SD: auto (avahi if it is on the system bus, else umdns); nothing is "
+            'announced while bind is loopback only; location "Hall"\n') in out
+    assert '  mdns          as "Front desk", location "Hall"\n' in out
+    assert "  mdns          no (mdns = false)\n" in out
 
 
 def test_check_config_reports_each_problem_with_key_and_line(

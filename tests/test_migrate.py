@@ -168,16 +168,25 @@ def test_enabled_sections_become_printers() -> None:
     ("option enabled 1\noption device /dev/usb/lp0\noption runas_root 1",
      {"port": 9100}, ["runas_root '1' not carried over"]),
     ("option enabled 1\noption device /dev/usb/lp0\noption mdns 1\noption mdns_ty 'HP LJ'\n"
-     "option mdns_note 'it'\\''s here'\noption mdns_cmd ZJS",
-     {"port": 9100},
-     ["mdns '1', mdns_ty 'HP LJ', mdns_note 'it'\\''s here', mdns_cmd 'ZJS' not carried over",
-      "_pdl-datastream._tcp"]),
-    ("option enabled 1\noption device /dev/usb/lp0\noption mdns 0",
-     {"port": 9100}, ["mdns '0' not carried over", "advertising was off"]),
+     "option mdns_note 'it'\\''s here'\noption mdns_cmd ZJS\noption mdns_mfg HP",
+     {"port": 9100, "mdns": True, "mdns_name": "HP LJ", "location": "it's here"},
+     ["mdns_mfg 'HP', mdns_cmd 'ZJS' not carried over: the service announces the make, model "
+      "and command set the printer itself reports"]),
+    ("option enabled 1\noption device /dev/usb/lp0\noption mdns 0\noption mdns_ty 'HP LJ'",
+     {"port": 9100, "mdns": False, "mdns_name": None}, []),
+    ("option enabled 1\noption device /dev/usb/lp0\noption mdns 1\n"
+     f"option mdns_ty '{'x' * 64}'",
+     {"mdns": True, "mdns_name": None},
+     [f"mdns_ty '{'x' * 64}' not carried over: '{'x' * 64}' is 64 bytes of UTF-8"]),
+    ("option enabled 1\noption device /dev/usb/lp0\noption mdns perhaps",
+     {"mdns": False}, ["mdns 'perhaps' is not a boolean"]),
+    ("option enabled 1\noption device /dev/usb/lp0",
+     {"mdns": True, "mdns_name": None, "location": None}, []),
     ("option enabled 1\noption device /dev/usb/lp0\noption colour blue\nlist allow x",
      {"port": 9100}, ["colour 'blue' not carried over", "list allow 'x' not carried over"]),
 ], ids=["nothing-set", "defaults", "port-two-digits", "port-not-a-digit", "bidirectional-odd",
-        "enabled-odd", "odd-device-path", "runas-root", "mdns-on", "mdns-off", "unknown"])
+        "enabled-odd", "odd-device-path", "runas-root", "mdns-on", "mdns-off", "mdns-ty-long",
+        "mdns-odd", "mdns-unset", "unknown"])
 def test_each_option(options: str, expected: dict[str, object], noted: list[str]) -> None:
     text = "config p910nd\n" + "".join(f"\t{line}\n" for line in options.splitlines())
     settings, notes, _ = convert(text)
