@@ -19,6 +19,7 @@ import pytest
 from harness import ServiceThread, require_peer
 
 from supervisor.config import load_settings
+from supervisor.publish.umdns import RELOAD
 from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -327,6 +328,7 @@ logger() { echo "logger $*"; }
 . "$0"
 echo "defaults $PROG $CONFIG $SUPERVISOR_USER $SUPERVISOR_GROUP $RUN_DIR $LOG_DIR $STATE_DIR"
 PROG=$1 RUN_DIR=$2/run LOG_DIR=$2/log STATE_DIR=$2/etc/state SUPERVISOR_USER=$3
+UMDNS_DIR=$2/etc/umdns UMDNS_INIT=$2/umdns.init
 SUPERVISOR_GROUP=$(id -gn)
 start_service; echo "start_service returned $?"
 reload_service
@@ -335,6 +337,9 @@ service_triggers
 
 
 def run_init(tmp_path: Path, user: str) -> list[str]:
+    umdns_init = tmp_path / "umdns.init"  # stands in for /etc/init.d/umdns
+    umdns_init.write_text('#!/bin/sh\necho "umdns $*"\n', encoding="utf-8")
+    umdns_init.chmod(0o755)
     result = subprocess.run(["/bin/sh", "-c", PROCD_STUBS, str(INIT), str(REAL_CTL),
                              str(tmp_path), user], capture_output=True, text=True, timeout=30,
                             check=False)
@@ -362,6 +367,8 @@ def test_init_script_runs_one_supervised_unprivileged_instance(tmp_path: Path) -
     assert threshold > 0 and timeout > 0 and retry > 0  # 0 retries would mean "forever"
     term = next(line for line in instance if line.startswith("procd_set_param term_timeout "))
     assert int(term.split()[2]) > 10  # longer than the service's 10 s grace for a running job
+    # umdns is restarted once, when its directory had to be made (its jail sees it only then)
+    assert lines[start - 1] == "umdns restart"
     assert lines[end + 1:] == ["start_service returned 0",
                                "procd_send_signal printer-supervisor * HUP",
                                "procd_add_reload_trigger printer-supervisor"]
@@ -369,6 +376,21 @@ def test_init_script_runs_one_supervised_unprivileged_instance(tmp_path: Path) -
         info = (tmp_path / made).stat()
         assert stat.S_IMODE(info.st_mode) == 0o750
         assert (info.st_uid, info.st_gid) == (os.getuid(), os.getgid())
+    umdns = (tmp_path / "etc" / "umdns").stat()
+    assert (stat.S_IMODE(umdns.st_mode), umdns.st_gid) == (0o1775, os.getgid())
+    again = run_init(tmp_path, user=user)
+    assert "umdns restart" not in again, "umdns is restarted only when its directory is new"
+
+
+def test_openwrt_acl_lets_the_service_user_reload_umdns_and_nothing_else() -> None:
+    acl = json.loads((ROOT / "units" / "openwrt" / "printer-supervisor.acl.json").read_text())
+    defaults = run_defaults()
+    assert acl["user"] == "printer-supervisor"
+    assert "SUPERVISOR_USER=printer-supervisor" in INIT.read_text(encoding="utf-8")
+    assert acl["access"] == {"umdns": {"methods": ["reload"]}}
+    _call, obj, method = RELOAD  # what the service asks of ubus
+    assert method in acl["access"][obj]["methods"]
+    assert defaults["UMDNS_DIR"] == "/etc/umdns"
 
 
 def test_init_script_refuses_to_run_as_root_when_its_user_is_missing(tmp_path: Path) -> None:
@@ -394,7 +416,7 @@ def test_openwrt_config_is_valid_and_matches_the_init_script() -> None:
 
 
 def run_defaults() -> dict[str, str]:
-    names = ("PROG", "CONFIG", "RUN_DIR", "LOG_DIR", "STATE_DIR")
+    names = ("PROG", "CONFIG", "RUN_DIR", "LOG_DIR", "STATE_DIR", "UMDNS_DIR")
     out = subprocess.run(["/bin/sh", "-c", '. "$0"; ' + "; ".join(
         f'echo "{n}=${n}"' for n in names), str(INIT)], capture_output=True, text=True,
         timeout=30, check=True).stdout
