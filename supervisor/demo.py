@@ -11,10 +11,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
+from supervisor.client import request
 from supervisor.logview import parse_record, read_lines
 from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, FakeSysfs, VirtualUsbPrinter
+
+if TYPE_CHECKING:
+    from supervisor.netlab import Lab
 
 STEP_TIMEOUT_S: Final = 15.0
 NAME: Final = "laserjet"
@@ -84,6 +88,8 @@ class Demo:
         finally:
             self.stop()
             self.usb.close()
+        if not self.failed:
+            Discovery(self).play()
         print("\nall steps worked" if not self.failed else "\nsome steps FAILED", flush=True)
         return 1 if self.failed else 0
 
@@ -195,10 +201,7 @@ class Demo:
         self.service = None
 
     def _logged(self, event: str) -> bool:
-        if not self.log_file.exists():
-            return False
-        return any((record := parse_record(line)) and record.get("event") == event
-                   for line in read_lines(self.log_file))
+        return logged(self.log_file, event)
 
     def _service_died(self) -> bool:
         return self.service is None or self.service.poll() is not None
@@ -209,6 +212,101 @@ class Demo:
         except ConnectionRefusedError:
             return True
         return False
+
+
+class Discovery:
+    """Act two: announced over mDNS/DNS-SD and withdrawn, seen from a second host.
+
+    Only inside a private network (two namespaces joined by a veth pair, each with its own
+    system bus and avahi-daemon): nothing may be announced on the network the machine is on.
+    """
+
+    HOST: Final = "pslab-srv"
+
+    def __init__(self, demo: Demo) -> None:
+        self.demo = demo
+        self.root = demo.root / "discovery"
+        self.socket = self.root / "control.sock"
+        self.log_file = self.root / "events.jsonl"
+        self.usb = VirtualUsbPrinter(FakeSysfs(self.root / "sys"), self.root / "dev",
+                                     serial="DEMO0002")
+
+    def play(self) -> None:
+        from supervisor.netlab import Lab, missing_tools  # noqa: PLC0415 (this act only)
+
+        print("\n8. Discovery: a ready printer is announced over mDNS/DNS-SD (avahi), so that "
+              "CUPS and\n   \"Add printer\" dialogs list it by name; it is withdrawn when it goes")
+        why = None
+        if os.geteuid() != 0:
+            why = "it needs root, to make a private network (run `sudo make demo`)"
+        elif missing := missing_tools(cups=False):
+            why = f"{' '.join(missing)} missing (apt-get install avahi-daemon avahi-utils dbus)"
+        if why:
+            print(f"  - skipped: {why}. Nothing is ever announced on your real network.")
+            return
+        lab = Lab(Path(tempfile.mkdtemp(prefix="printer-supervisor-lab-")))
+        service: subprocess.Popen[bytes] | None = None
+        try:
+            lab.up(cups=False)
+            print("  a private network: host pslab-srv (the service, its avahi-daemon) and host "
+                  "pslab-cli (a client), on one veth link", flush=True)
+            service = self._start(lab)
+            self._announce_and_withdraw(lab)
+        except (OSError, subprocess.SubprocessError, TimeoutError) as exc:
+            self.demo.say(False, f"the private network failed: {exc}")
+        finally:
+            if service is not None:
+                service.send_signal(signal.SIGTERM)
+                service.wait(STEP_TIMEOUT_S)
+            self.usb.close()
+            lab.down()
+            subprocess.run(["rm", "-rf", str(lab.root)], check=False)
+
+    def _start(self, lab: Lab) -> subprocess.Popen[bytes]:
+        config = self.root / "config.toml"
+        config.write_text(
+            "[daemon]\n"
+            f'control_socket = "{self.socket}"\nlog_file = "{self.log_file}"\n'
+            f'state_dir = "{self.root / "state"}"\nevent_source = "none"\n'
+            f'sysfs = "{self.root / "sys"}"\ndevfs = "{self.root / "dev"}"\n'
+            'bind = ["::"]\nmdns = "avahi"\nlocation = "the demo\'s private network"\n\n'
+            f'[[printer]]\nname = "{NAME}"\nmatch = "3f0/4117/*"\nfirmware = "none"\n',
+            encoding="utf-8")
+        assert lab.srv is not None
+        output = (self.root / "service.stderr").open("wb")
+        service = subprocess.Popen(
+            lab.srv.argv([sys.executable, "-m", "supervisor", "run", "--config", str(config)]),
+            stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        wait_until(lambda: self._logged("mdns_responder") or service.poll() is not None)
+        return service
+
+    def _announce_and_withdraw(self, lab: Lab) -> None:
+        name = f"HP LaserJet 1018 @ {self.HOST}"
+        for env in self.usb.plug():
+            request(str(self.socket), {"v": 1, "cmd": "notify", "event": dict(env)})
+        print("  the printer is switched on; on the client host:\n"
+              "  $ avahi-browse -rpt _pdl-datastream._tcp", flush=True)
+        found = wait_until(lambda: bool(lab.resolved(name)))
+        for record in lab.resolved(name)[:1]:
+            print(f"      name {name!r}, host {record[6]}, port {record[8]}")
+            # avahi-browse lists the TXT strings last first
+            for text in reversed(record[9].strip('"').split('" "')):
+                print(f"        {text}")
+        self.demo.say(found, "announced, with the make and model CUPS picks a driver by")
+        for env in self.usb.unplug():
+            request(str(self.socket), {"v": 1, "cmd": "notify", "event": dict(env)})
+        gone = wait_until(lambda: not lab.resolved(name))
+        self.demo.say(gone, "switched off: withdrawn; the client host no longer lists it")
+
+    def _logged(self, event: str) -> bool:
+        return logged(self.log_file, event)
+
+
+def logged(log_file: Path, event: str) -> bool:
+    """Whether the service's JSON log has an `event` line yet."""
+    return log_file.exists() and any(
+        (record := parse_record(line)) and record.get("event") == event
+        for line in read_lines(log_file))
 
 
 def run_demo() -> int:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from harness import ON_CI, Log, request, service_process, wait_until
-from mdnslab import PACKAGES, SERVICE, Lab, missing_tools, unescape
 
+from supervisor.netlab import PACKAGES, SERVICE, Lab, missing_tools, unescape
 from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
 
 pytestmark = pytest.mark.timeout(240)

@@ -1,4 +1,4 @@
-"""A private two-host mDNS lab: network+mount namespaces joined by a veth pair.
+"""A private two-host network for discovery: namespaces joined by a veth pair (demo, tests).
 
 Each host has its own system bus and avahi-daemon (tmpfs over /run/dbus and /run/avahi-daemon,
 an empty directory over /etc/avahi/services), so nothing touches the machine's own daemons and
@@ -21,15 +21,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 TOOLS = ("unshare", "nsenter", "ip", "dbus-daemon", "avahi-daemon", "avahi-browse",
-         "avahi-publish-service", "cupsd", "lpinfo", "lpadmin", "lp", "lpstat")
+         "avahi-publish-service")
+CUPS_TOOLS = ("cupsd", "lpinfo", "lpadmin", "lp", "lpstat")
 PACKAGES = "avahi-daemon avahi-utils dbus libnss-mdns cups cups-client iproute2"
 SERVICE = "_pdl-datastream._tcp"
 CUPS_PORT = 8631
 START_S = 20.0
 
 
-def missing_tools() -> list[str]:
-    return [tool for tool in TOOLS if shutil.which(tool) is None]
+def missing_tools(*, cups: bool = True) -> list[str]:
+    return [tool for tool in (*TOOLS, *(CUPS_TOOLS if cups else ()))
+            if shutil.which(tool) is None]
 
 
 def wait_for(condition: Callable[[], object], timeout_s: float, what: str) -> object:
@@ -134,7 +136,7 @@ class Lab:
         self.srv: Host | None = None
         self.cli: Host | None = None
 
-    def up(self) -> Lab:
+    def up(self, *, cups: bool = True) -> Lab:
         self.root.mkdir(parents=True, exist_ok=True)
         os.chmod(self.root, 0o755)  # cupsd (user lp) reads its files below
         self.srv = Host(self.root, "srv", "169.254.53.1/16")
@@ -148,7 +150,8 @@ class Lab:
                      f"ip link set veth-{host.name} up")
             host.start_bus()
             host.start_avahi()
-        self._start_cupsd()
+        if cups:
+            self._start_cupsd()
         return self
 
     def down(self) -> None:
