@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from discovery import render_discovery
 from hotplug import PlugResult
 from notify import IMPORTTIME_RUNS, NotifyResult
 from procs import ROOT, TICK_S
@@ -283,11 +284,13 @@ class Report:
     throughput: tuple[list[SinkResult], dict[str, Any]] | None = None
     plug: dict[str, Any] | None = None
     notify: dict[str, Any] | None = None
+    discovery: dict[str, Any] | None = None
 
     @property
     def all_met(self) -> bool:
         verdicts = [self.throughput[1]["all_met"]] if self.throughput else []
-        verdicts += [s["met"] for s in (self.plug, self.notify) if s is not None]
+        verdicts += [s["met"] for s in (self.plug, self.notify, self.discovery)
+                     if s is not None and "met" in s]
         return all(verdicts)
 
 
@@ -299,6 +302,8 @@ def render(report: Report, args: argparse.Namespace) -> str:
         lines += ["", *render_plugs(report.plug)]
     if report.notify is not None:
         lines += ["", *render_notify(report.notify)]
+    if report.discovery is not None:
+        lines += ["", *render_discovery(report.discovery, _yes)]
     lines += ["", f"all targets met ({', '.join(report.sections)}): {_yes(report.all_met)}"]
     return "\n".join(lines)
 
@@ -316,5 +321,7 @@ def write_json(path: Path, report: Report, args: argparse.Namespace) -> None:
         document["plug_latency"] = report.plug
     if report.notify is not None:
         document["notify"] = report.notify
+    if report.discovery is not None:
+        document["discovery"] = report.discovery
     document["all_met"] = report.all_met  # every target of the sections run
     path.write_text(json.dumps(document, indent=2) + "\n")

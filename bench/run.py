@@ -1,5 +1,6 @@
 """Benchmark of printer-supervisor: against p910nd (throughput, server CPU per GiB, RSS), plug →
-port accepting latency, and `supervisorctl notify` start-up time against a bare interpreter."""
+port accepting latency, `supervisorctl notify` start-up time against a bare interpreter, and
+discovery (plug → announced on another host, and what announcing costs in RSS)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
+from discovery import bench_discovery
 from hotplug import bench_plug_latency
 from notify import bench_notify
 from procs import BenchError
@@ -25,7 +27,7 @@ from report import (
 )
 from throughput import CHILD_ROLES, SINKS, bench_sink, preflight
 
-SECTIONS: Final = ("throughput", "latency", "notify")
+SECTIONS: Final = ("throughput", "latency", "notify", "discovery")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -35,13 +37,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--plugs", type=int, default=50, help="measured plugs (latency)")
     parser.add_argument("--notify-runs", type=int, default=50,
                         help="runs of notify and of python -c pass (notify)")
+    parser.add_argument("--discovery-plugs", type=int, default=10,
+                        help="plugs announced and withdrawn (discovery)")
     parser.add_argument("--only", action="append", choices=SECTIONS, metavar="SECTION",
                         help=f"run only this section, one of {', '.join(SECTIONS)}; repeatable "
                              "(default: all)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write results as JSON")
     args = parser.parse_args(argv)
-    if min(args.runs, args.mib, args.plugs, args.notify_runs) < 1:
-        parser.error("--runs, --mib, --plugs and --notify-runs must be at least 1")
+    if min(args.runs, args.mib, args.plugs, args.notify_runs, args.discovery_plugs) < 1:
+        parser.error("--runs, --mib, --plugs, --notify-runs and --discovery-plugs must be at "
+                     "least 1")
     args.sections = [s for s in SECTIONS if s in (args.only or SECTIONS)]
     return args
 
@@ -70,6 +75,8 @@ def run_sections(args: argparse.Namespace) -> Report:
         report.plug = summarize_plugs(bench_plug_latency(args.plugs))
     if "notify" in args.sections:
         report.notify = summarize_notify(bench_notify(args.notify_runs))
+    if "discovery" in args.sections:
+        report.discovery = bench_discovery(args.discovery_plugs)
     return report
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from supervisor.core.announce import (
     NAME_MAX_BYTES,
+    UUID_NAMESPACE,
     Subject,
     loopback_only,
     model_name,
     plan,
     printer_uuid,
     txt_record,
+    uuid5,
 )
 
 LJ1018 = "MFG:Hewlett-Packard;MDL:HP LaserJet 1018;CMD:ACL;CLS:PRINTER;"
@@ -74,6 +78,11 @@ def test_uuid_is_stable_per_identity_and_absent_without_a_serial() -> None:
     assert printer_uuid(subject(serial=None, identity="03f0:4117@2-1")) is None
     # Fixed forever: a CUPS queue made from a dnssd:// URI carries it (?uuid=).
     assert printer_uuid(subject()) == "be651898-4237-5f6b-8717-7d392d85af47"
+
+
+@pytest.mark.parametrize("name", ["03f0:4117:CNB1234567", "04f9:0054:É-серийный", ""])
+def test_uuid5_is_the_standard_one(name: str) -> None:
+    assert uuid5(UUID_NAMESPACE, name) == uuid.uuid5(UUID_NAMESPACE, name)
 
 
 def test_default_name_is_the_model_at_the_host() -> None:
