@@ -198,13 +198,18 @@ def test_two_printers_of_one_model_get_distinct_names(lab: Lab, stage: Stage) ->
         assert seen(lab, names[1])[0][8] == str(ports["right"])
 
 
-def test_a_name_another_host_holds_is_resolved_and_logged(lab: Lab, stage: Stage) -> None:
-    assert lab.cli is not None
-    taken = "Office Printer"
-    squatter = lab.cli.spawn("avahi-publish-service", taken, SERVICE, "9999", "txtvers=1",
-                             log="squatter.log")
+@pytest.mark.parametrize("holder", ["cli", "srv"], ids=["another-host", "same-host"])
+def test_a_name_already_taken_is_resolved_and_logged(lab: Lab, stage: Stage,
+                                                     holder: str) -> None:
+    """Another host's record collides after probing (the group's StateChanged COLLISION);
+    another program on this host is refused at once (AddService's CollisionError)."""
+    host = lab.cli if holder == "cli" else lab.srv
+    assert host is not None
+    taken = f"Office Printer {holder}"
+    squatter = host.spawn("avahi-publish-service", taken, SERVICE, "9999", "txtvers=1",
+                          log=f"squatter-{holder}.log")
     try:
-        wait_until(lambda: seen(lab, taken), 20, "the other host's record")
+        wait_until(lambda: seen(lab, taken), 20, "the squatter's record")
         usb = stage.printer("2-1", "CLASH1", "lp0")
         usb.plug()
         with serving(stage, [{"name": "office", "match": "3f0/4117/*",
@@ -217,6 +222,8 @@ def test_a_name_another_host_holds_is_resolved_and_logged(lab: Lab, stage: Stage
             assert record[6] == f"{HOST}.local"
             wait_until(lambda: stage.status()["printers"][0]["mdns"] == alternative, 10,
                        "status to show the name in use")
+            announced = stage.log.wait_for("mdns_announced", printer="office")
+            assert announced["name"] == alternative
     finally:
         squatter.terminate()
         squatter.wait(10)

@@ -274,3 +274,33 @@ def test_service_ids_change_with_the_record() -> None:
     assert service_id(one) == service_id(Announcement("lj", "A", 9100, ("txtvers=1",)))
     assert service_id(one) != service_id(Announcement("lj", "B", 9100, ("txtvers=1",)))
     assert service_id(one).startswith("printer-supervisor_lj_")
+
+
+def test_a_reload_withdraws_removed_announces_added_and_leaves_the_rest(
+        start_service: StartService, ubus: Ubus, umdns_dir: Path,
+        make_usb: Callable[..., VirtualUsbPrinter]) -> None:
+    for n, serial in enumerate(("AAA", "BBB", "CCC", "DDD")):
+        make_usb(port_path=f"2-{n + 1}", lp=f"lp{n}", serial=serial).plug()
+    service = start(start_service, umdns_dir, [
+        {"name": "a", "serial": "AAA", "mdns_name": "A", "location": "here"},
+        {"name": "b", "serial": "BBB", "mdns_name": "B"},
+        {"name": "d", "serial": "DDD", "mdns_name": "D"}], auto=False)
+    for name in "abd":
+        service.log.wait_for("mdns_announced", printer=name)
+    text = service.config.read_text()
+    blocks = text.split("\n\n")
+    a, b, d = blocks[1], blocks[2], blocks[3]
+    c = b.replace('"b"', '"c"').replace("BBB", "CCC").replace('"B"', '"C"')
+    service.config.write_text("\n\n".join(
+        [blocks[0], a.replace('"here"', '"there"'), c, d]) + "\n")
+    before = len(service.log.events())
+    service.reload()
+    service.log.wait_for("mdns_announced", printer="c")
+    service.log.wait_for("mdns_announced", count=2, printer="a")
+    after = [e for e in service.log.events()[before:] if e["event"].startswith("mdns_")]
+    assert {(e["event"], e["printer"]) for e in after} == {
+        ("mdns_withdrawn", "a"), ("mdns_announced", "a"), ("mdns_withdrawn", "b"),
+        ("mdns_announced", "c")}
+    assert sorted(_instances(umdns_dir)) == ["A", "C", "D"]
+    document = json.loads((umdns_dir / "printer-supervisor.json").read_text())
+    assert "note=there" in next(e for e in document.values() if e["instance"] == "A")["txt"]
