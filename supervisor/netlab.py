@@ -94,8 +94,19 @@ class Host:
             "[publish]\npublish-hinfo=no\npublish-workstation=no\n", encoding="utf-8")
 
     def start_bus(self) -> None:
+        self.run("rm", "-f", "/run/dbus/pid")  # left by a bus that was killed
         out = self.run("dbus-daemon", "--system", "--fork", "--print-pid").stdout
         self.dbus_pid = int(out.split()[0])
+
+    def stop_bus(self) -> None:
+        """Kill the system bus (avahi-daemon exits with it)."""
+        if self.dbus_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.dbus_pid, signal.SIGKILL)
+            self.dbus_pid = None
+        if self.avahi is not None:
+            self.avahi.wait(10)
+            self.avahi = None
 
     def start_avahi(self) -> None:
         log = self.dir / "avahi.log"

@@ -81,7 +81,9 @@ def stage(lab: Lab, tmp_path: Path) -> Iterator[Stage]:
     made = Stage(lab, tmp_path)
     yield made
     made.close()
-    if lab.srv is not None and lab.srv.avahi is None:  # a restart test that failed half-way
+    if lab.srv is not None and lab.srv.dbus_pid is None:  # a test that failed half-way
+        lab.srv.start_bus()
+    if lab.srv is not None and lab.srv.avahi is None:
         lab.srv.start_avahi()
 
 
@@ -267,3 +269,22 @@ def test_not_announced_while_its_port_is_taken_or_mdns_is_off(lab: Lab, stage: S
         names = [unescape(r[3]) for r in lab.browse()]
         assert not any(n.startswith(MODEL) for n in names), names
         assert [e["printer"] for e in stage.log.events("mdns_announced")] == ["busy"]
+
+
+def test_announcements_come_back_after_the_system_bus_restarts(lab: Lab, stage: Stage) -> None:
+    assert lab.srv is not None
+    usb = stage.printer("2-1", "BUS1", "lp0")
+    usb.plug()
+    with serving(stage, [{"name": "bus", "match": "3f0/4117/*", "mdns_name": "Bus Rider"}]) as proc:
+        wait_until(lambda: seen(lab, "Bus Rider"), 20, "Bus Rider on cli")
+        lab.srv.stop_bus()
+        unavailable = stage.log.wait_for("mdns_unavailable")
+        assert "system bus closed the connection" in unavailable["tried"][0]
+        assert stage.log.events("mdns_withdrawn", printer="bus")
+        wait_until(lambda: gone(lab, "Bus Rider"), 10, "Bus Rider gone with the bus")
+        lab.srv.start_bus()
+        lab.srv.start_avahi()
+        wait_until(lambda: seen(lab, "Bus Rider"), 30, "Bus Rider back once bus and avahi are")
+        stage.log.wait_for("mdns_announced", count=2, printer="bus")
+        assert proc.poll() is None
+        assert stage.status()["daemon"]["mdns"] == "avahi"  # type: ignore[index]

@@ -161,19 +161,20 @@ class Announcer:
         except asyncio.CancelledError:
             raise  # close() withdraws what `_current` holds
         except Exception as exc:  # the responder went, or a bug: printing is never affected
-            self._lost(exc)
-            with contextlib.suppress(Exception):
-                await responder.close("responder lost")
+            await self._lost(responder, exc)
 
-    def _lost(self, exc: Exception) -> None:
+    async def _lost(self, responder: Responder, exc: Exception) -> None:
         reason = str(exc) if isinstance(exc, ResponderLost) else repr(exc)
         if not isinstance(exc, ResponderLost):
             log.error("mdns_failed", error=reason)
-        for printer, name in sorted(self.names.items()):
+        with contextlib.suppress(Exception):  # it reports what it could still withdraw
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await responder.close(reason)
+        for printer, name in sorted(self.names.items()):  # gone with the responder
             log.info("mdns_withdrawn", printer=printer, name=name, reason=reason)
         self.names.clear()
         self._current = None
-        self.unavailable([f"{self.responder or 'responder'}: {reason}"])
+        self.unavailable([f"{responder.kind}: {reason}"])
 
     def _wanted(self, host: str) -> dict[str, Announcement]:
         return plan(self._subjects(), host)

@@ -63,6 +63,8 @@ class _Bus:
 
     async def call(self, address: DBusAddress, method: str, signature: str | None = None,
                    body: tuple[Any, ...] = ()) -> tuple[Any, ...]:
+        if self._reader.done():
+            raise ResponderLost("the system bus closed the connection")
         message = new_method_call(address, method, signature, body)
         serial = next(self._conn.outgoing_serial)
         reply: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
