@@ -1,4 +1,8 @@
-"""`supervisorctl notify` against a bare interpreter: wall time per run, and an import profile."""
+"""`supervisorctl notify` against a bare interpreter: wall time per run, and an import profile.
+
+notify runs as the OpenWrt hotplug shims run it: no --socket (the control socket comes from the
+configuration file: OpenWrt's example, pointed at the bench's service), the event from the
+environment (hotplug-call's variables and PATH only)."""
 
 from __future__ import annotations
 
@@ -15,26 +19,30 @@ from pathlib import Path
 from typing import Final
 
 from hotplug import start_hotplug_service
-from procs import SERVICE_PYTHON, SUPERVISORCTL, BenchError, Processes
+from procs import ROOT, SERVICE_PYTHON, SUPERVISORCTL, BenchError, Processes
 
 from supervisor.cli import EXIT_NOT_RUNNING, EXIT_OK
 
-NOTIFY_ARGS: Final = ("ACTION=change", "DEVPATH=/devices/x", "SUBSYSTEM=usb",
-                      "DEVTYPE=usb_device")
+HOTPLUG_ENV: Final = {"ACTION": "change", "DEVPATH": "/devices/x", "SUBSYSTEM": "usb",
+                      "DEVTYPE": "usb_device", "SEQNUM": "4711",
+                      "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+OPENWRT_CONFIG: Final = ROOT / "units" / "openwrt" / "config.toml"
 COMMAND_TIMEOUT_S: Final = 10.0
 IMPORTTIME_RUNS: Final = 5
 _IMPORTTIME_LINE: Final = re.compile(r"import time:\s+\d+ \|\s+(?P<cum>\d+) \| (?P<pad> *)"
                                      r"(?P<name>\S+)")
 
-Command = tuple[list[str], int]  # argv, the exit status it must end with
+# argv, the exit status it must end with, the environment (None: ours)
+Command = tuple[list[str], int, dict[str, str] | None]
 
 
-def timed_run(argv: Sequence[str], expected: int) -> float:
+def timed_run(argv: Sequence[str], expected: int, env: dict[str, str] | None = None) -> float:
     """Run a command to its end: wall ms from just before the spawn until it was reaped."""
     start = time.perf_counter()
     try:
         done = subprocess.run(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, timeout=COMMAND_TIMEOUT_S, check=False)
+                              stderr=subprocess.PIPE, timeout=COMMAND_TIMEOUT_S, check=False,
+                              env=env)
     except subprocess.TimeoutExpired:
         raise BenchError(f"{' '.join(argv)} did not finish in {COMMAND_TIMEOUT_S:g} s") from None
     elapsed_ms = (time.perf_counter() - start) * 1000
@@ -46,19 +54,21 @@ def timed_run(argv: Sequence[str], expected: int) -> float:
 
 def alternate(runs: int, commands: dict[str, Command]) -> dict[str, list[float]]:
     """One uncounted run of each, then `runs` rounds of each in turn."""
-    for argv, expected in commands.values():
-        timed_run(argv, expected)
+    for argv, expected, env in commands.values():
+        timed_run(argv, expected, env)
     times: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(runs):
-        for name, (argv, expected) in commands.items():
-            times[name].append(timed_run(argv, expected))
+        for name, (argv, expected, env) in commands.items():
+            times[name].append(timed_run(argv, expected, env))
     return times
 
 
-def import_times(python: str, args: Sequence[str]) -> dict[str, tuple[int, int]]:
+def import_times(python: str, args: Sequence[str],
+                 env: dict[str, str] | None = None) -> dict[str, tuple[int, int]]:
     """`python -X importtime ARGS`: each module's nesting depth and cumulative µs."""
     done = subprocess.run([python, "-X", "importtime", *args], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False)
+                          capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
+                          env=env)
     modules = {}
     for line in done.stderr.splitlines():
         if match := _IMPORTTIME_LINE.match(line):
@@ -66,11 +76,13 @@ def import_times(python: str, args: Sequence[str]) -> dict[str, tuple[int, int]]
     return modules
 
 
-def import_profile(python: str, notify: Sequence[str]) -> list[tuple[str, float]]:
+def import_profile(python: str, notify: Sequence[str],
+                   env: dict[str, str]) -> list[tuple[str, float]]:
     """What notify imports beyond a bare start (outermost imports only, so the times add up):
     module and median cumulative µs over IMPORTTIME_RUNS runs, largest first."""
-    bare = set().union(*(import_times(python, ["-c", "pass"]) for _ in range(IMPORTTIME_RUNS)))
-    runs = [import_times(python, notify) for _ in range(IMPORTTIME_RUNS)]
+    bare = set().union(*(import_times(python, ["-c", "pass"], env)
+                         for _ in range(IMPORTTIME_RUNS)))
+    runs = [import_times(python, notify, env) for _ in range(IMPORTTIME_RUNS)]
     extra: dict[str, list[int]] = {}
     for modules in runs:
         for name, (depth, cumulative) in modules.items():
@@ -78,6 +90,15 @@ def import_profile(python: str, notify: Sequence[str]) -> list[tuple[str, float]
                 extra.setdefault(name, []).append(cumulative)
     medians = [(name, statistics.median(times)) for name, times in extra.items()]
     return sorted(medians, key=lambda item: -item[1])
+
+
+def shim_config(root: Path, socket: Path) -> Path:
+    """OpenWrt's example configuration (3 KB, mostly comments), naming the bench's socket."""
+    text = OPENWRT_CONFIG.read_text(encoding="utf-8")
+    line = next(line for line in text.splitlines() if line.startswith("control_socket = "))
+    path = root / "openwrt-config.toml"
+    path.write_text(text.replace(line, f'control_socket = "{socket}"'), encoding="utf-8")
+    return path
 
 
 @dataclass
@@ -97,10 +118,13 @@ def bench_notify(runs: int) -> NotifyResult:
         service = start_hotplug_service(procs, Path(tmp_s))
         print(f"notify: {runs} runs each, alternating", file=sys.stderr, flush=True)
         python = str(SERVICE_PYTHON)
-        notify = [str(SUPERVISORCTL), "--socket", str(service.socket), "notify", *NOTIFY_ARGS]
+        env = {**HOTPLUG_ENV, "PRINTER_SUPERVISOR_CONFIG": str(
+            shim_config(Path(tmp_s), service.socket))}
+        notify = [str(SUPERVISORCTL), "notify"]
         bare = [python, "-c", "pass"]
-        running = alternate(runs, {"pass": (bare, EXIT_OK), "notify": (notify, EXIT_OK)})
-        imports = import_profile(python, notify)
+        running = alternate(runs, {"pass": (bare, EXIT_OK, env),
+                                   "notify": (notify, EXIT_OK, env)})
+        imports = import_profile(python, notify, env)
         service.log.read()
         delivered = sum(1 for r in service.log.records if r.get("event") == "hotplug_received"
                         and r.get("devpath") == "/devices/x")
@@ -108,6 +132,6 @@ def bench_notify(runs: int) -> NotifyResult:
         if delivered != sent:
             raise BenchError(f"ours logged {delivered} of the {sent} notify events sent")
         status = procs.stop(service.proc)
-        stopped = alternate(runs, {"pass": (bare, EXIT_OK),
-                                   "notify": (notify, EXIT_NOT_RUNNING)})
+        stopped = alternate(runs, {"pass": (bare, EXIT_OK, env),
+                                   "notify": (notify, EXIT_NOT_RUNNING, env)})
     return NotifyResult(running, stopped, imports, delivered, status)

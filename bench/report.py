@@ -23,7 +23,7 @@ from throughput import GIB, MB, SERVERS, Job, SinkResult
 # -- targets ---------------------------------------------------------------------------------
 IDLE_RSS_LIMIT_MB: Final = 30.0
 PLUG_LIMIT_MS: Final = 50.0  # target for the median; the bench's own, not SPEC's
-NOTIFY_RATIO_LIMIT: Final = 2.0
+NOTIFY_RATIO_LIMIT: Final = 1.5  # issue 7: the shims' path, at most 1.5x a bare start
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,6 @@ def summarize_notify(result: NotifyResult) -> dict[str, Any]:
 
 
 # -- text ------------------------------------------------------------------------------------
-IMPORTTIME_ABOVE: Final = 1.5  # the import profile is shown when notify/pass exceeds this
 IMPORTTIME_TOP: Final = 8
 METRIC_LABELS: Final = {"mb_per_s": "MB/s", "cpu_s_per_gib": "CPU s/GiB"}
 
@@ -251,8 +250,10 @@ def render_plugs(plug: dict[str, Any]) -> list[str]:
 
 def render_notify(notify: dict[str, Any]) -> list[str]:
     width = 42
-    lines = [f"supervisorctl notify vs python -c pass (same interpreter, .venv/bin/python): "
-             f"{notify['runs']} runs each as processes, alternating; wall ms per run",
+    lines = [f"supervisorctl notify as the hotplug shims run it (no --socket: the socket from "
+             f"OpenWrt's example config; the event from the environment) vs python -c pass "
+             f"(same interpreter, .venv/bin/python): {notify['runs']} runs each as processes, "
+             "alternating; wall ms per run",
              "",
              f"{'':{width}} {'median':>7} {'p90':>7} {'min':>7} {'max':>7}  notify/pass"]
     for key, title in (("running", "service running (notify exits 0)"),
@@ -264,12 +265,11 @@ def render_notify(notify: dict[str, Any]) -> list[str]:
     ratio = notify["running"]["ratio"]
     lines.append(f"notify/pass with the service running: {ratio:.2f}x, target {notify['target']}: "
                  f"{_yes(notify['met'])}")
-    if ratio > IMPORTTIME_ABOVE:
-        top = notify["import_time_us"][:IMPORTTIME_TOP]
-        total = sum(m["cumulative"] for m in notify["import_time_us"]) / 1000
-        lines.append(f"above {IMPORTTIME_ABOVE:g}x: what notify imports beyond a bare start "
-                     f"(-X importtime, median of {IMPORTTIME_RUNS}), {total:.1f} ms in all: " +
-                     ", ".join(f"{m['module']} {m['cumulative'] / 1000:.1f}" for m in top))
+    top = notify["import_time_us"][:IMPORTTIME_TOP]
+    total = sum(m["cumulative"] for m in notify["import_time_us"]) / 1000
+    lines.append(f"what notify imports beyond a bare start (-X importtime, median of "
+                 f"{IMPORTTIME_RUNS}), {total:.1f} ms in all: " +
+                 ", ".join(f"{m['module']} {m['cumulative'] / 1000:.1f}" for m in top))
     return lines
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from collections.abc import Sequence
 
+# argparse (with shutil, locale and gettext behind it) is imported only by build_parser: the
+# hotplug shims' `notify KEY=VALUE...` goes past it (main's fast path).
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs notify 2 ms
 if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+
     from supervisor.config import Settings
 
 EXIT_OK = 0
@@ -22,6 +25,8 @@ driven by hotplug events, with firmware push and structured logs."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+
     from supervisor import __version__
 
     parser = argparse.ArgumentParser(prog="supervisorctl", description=DESCRIPTION)
@@ -136,8 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `supervisorctl`; returns the exit code."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == ["notify"] and not any(w.startswith("-") for w in words[1:]):
+        # The hotplug shims' path, run for every USB event on a router: no parser to build.
+        # Anything with an option (--socket, --help, ...) takes the full parser below.
+        return notify(words[1:], socket=None, config=None)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
@@ -202,12 +212,17 @@ async def _serve(settings: Settings) -> int:
 
 # -- talking to the service ----------------------------------------------------------------------
 def cmd_notify(args: argparse.Namespace) -> int:
+    return notify(args.pairs, socket=args.socket, config=args.config)
+
+
+def notify(pairs: Sequence[str], *, socket: str | None, config: str | None) -> int:
+    """Send one hotplug event: from KEY=VALUE pairs, else from the environment."""
     from supervisor.client import ServiceUnreachable, request, socket_path
     from supervisor.protocol import HOTPLUG_KEYS, VERSION
 
-    if args.pairs:
+    if pairs:
         event = {}
-        for pair in args.pairs:
+        for pair in pairs:
             key, sep, value = pair.partition("=")
             if not sep or key not in HOTPLUG_KEYS:
                 print(f"supervisorctl notify: {pair!r} is not KEY=VALUE with KEY one of "
@@ -217,7 +232,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
     else:
         event = {key: os.environ[key] for key in HOTPLUG_KEYS if key in os.environ}
     try:
-        answer = request(socket_path(args.socket, args.config),
+        answer = request(socket_path(socket, config),
                          {"v": VERSION, "cmd": "notify", "event": event})
     except ServiceUnreachable as exc:
         print(f"supervisorctl notify: {exc} The event was not delivered; the service rescans "
@@ -273,6 +288,8 @@ _ALL_LINES = -1
 
 
 def _line_count(text: str) -> int:
+    import argparse
+
     if text == "all":
         return _ALL_LINES
     if not (text.isascii() and text.isdigit()):

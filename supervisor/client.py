@@ -1,23 +1,28 @@
 """The thin client of the control socket (SPEC §7): where it is, one request, one reply.
 
-Imported only by the commands that talk to the service, and light: `notify` starts fast.
+Imported only by the commands that talk to the service, and light, because the hotplug shims
+run `notify` for every USB event: `_socket` instead of socket.py (whose selectors and enum cost
+4 ms), a request encoded by hand when that is certain to equal json.dumps, and the config's
+`control_socket` read from its one line when that is unambiguous; tomllib and json (12 and 2 ms
+of imports) only when it is not.
 """
 
 from __future__ import annotations
 
-import json
+import _socket
 import os
-import socket
 
 from supervisor import protocol
 
 TIMEOUT_S = 2.0  # notify runs in OpenWrt's one-at-a-time hotplug chain: never hang it
+ACCEPTED = b'{"ok": true}\n'  # the service's answer to an accepted notify, as json.dumps has it
 
 
 class ServiceUnreachable(Exception):
     """The request was not delivered; the message says why in a sentence."""
 
 
+# -- where -----------------------------------------------------------------------------------
 def socket_path(explicit: str | None, config: str | None) -> str:
     """--socket, else $PRINTER_SUPERVISOR_SOCKET, else the config's control_socket, else the
     default path."""
@@ -27,21 +32,88 @@ def socket_path(explicit: str | None, config: str | None) -> str:
         return os.environ[protocol.SOCKET_ENV]
     config = config or os.environ.get(protocol.CONFIG_ENV) or protocol.DEFAULT_CONFIG
     try:
-        import tomllib  # only when the path must come from the config file
-
         with open(config, "rb") as handle:
-            path = tomllib.load(handle).get("daemon", {}).get("control_socket")
+            text = handle.read()
     except PermissionError as exc:
         raise ServiceUnreachable(f"cannot read {config} to find the control socket "
                                  f"({exc.strerror}): run as root, or pass --socket.") from None
-    except (OSError, ValueError, AttributeError):
-        path = None  # no file, or a broken one (check-config explains): the default will do
+    except OSError:
+        return protocol.DEFAULT_SOCKET  # no file: the defaults
+    found = control_socket_line(text)
+    path = _control_socket_toml(text) if isinstance(found, _Unsure) else found
     return path if isinstance(path, str) and path else protocol.DEFAULT_SOCKET
 
 
+class _Unsure:
+    """The file says something the line reader does not vouch for: tomllib decides."""
+
+
+UNSURE = _Unsure()
+
+
+def control_socket_line(text: bytes) -> str | _Unsure | None:
+    """`[daemon] control_socket` when one plain line says it, None when the file never names
+    it, else UNSURE. Plain: one `control_socket = "…"` (no escapes) or `'…'` under a
+    `[daemon]` header; anything else (escapes, dotted or quoted keys, inline tables, multi-line
+    strings, a second occurrence, non-UTF-8) is UNSURE, and tomllib reads the file."""
+    if b"control_socket" not in text:
+        return None
+    if b'"""' in text or b"'''" in text:
+        return UNSURE  # a multi-line string could hold a line that looks like the key
+    table, found = None, []
+    for raw in text.split(b"\n"):
+        line = raw.strip()
+        if not line or line.startswith(b"#"):
+            continue
+        if line.startswith(b"["):
+            table = line.partition(b"#")[0].strip()
+            continue
+        if b"control_socket" not in line:
+            continue
+        key, sep, rest = line.partition(b"=")
+        value = _plain_string(rest.strip()) if sep else None
+        if table != b"[daemon]" or key.strip() != b"control_socket" or value is None:
+            return UNSURE
+        found.append(value)
+    if len(found) != 1:
+        return UNSURE
+    try:
+        return found[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return UNSURE
+
+
+def _plain_string(text: bytes) -> bytes | None:
+    """The value of `"…"` (no backslash) or `'…'`, followed by nothing or a comment."""
+    quote = text[:1]
+    if quote not in (b'"', b"'"):
+        return None
+    end = text.find(quote, 1)
+    if end < 0:
+        return None
+    value, tail = text[1:end], text[end + 1:].strip()
+    if (quote == b'"' and b"\\" in value) or (tail and not tail.startswith(b"#")):
+        return None
+    if any(byte < 0x20 or byte == 0x7F for byte in value):
+        return None
+    return value
+
+
+def _control_socket_toml(text: bytes) -> object:
+    import tomllib  # only when the line reader is unsure
+
+    try:
+        daemon = tomllib.loads(text.decode("utf-8")).get("daemon", {})
+        return daemon.get("control_socket") if isinstance(daemon, dict) else None
+    except (ValueError, UnicodeDecodeError):
+        return None  # a broken file (check-config explains): the default will do
+
+
+# -- one request -----------------------------------------------------------------------------
 def request(path: str, message: dict[str, object]) -> dict[str, object]:
     """One request, one reply (SPEC §7)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+    conn = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
         conn.settimeout(TIMEOUT_S)
         try:
             conn.connect(path)
@@ -56,13 +128,54 @@ def request(path: str, message: dict[str, object]) -> dict[str, object]:
                 f"printer-supervisor did not accept a connection on {path} "
                 f"({exc.strerror or exc}): it is overloaded or hung.") from None
         try:
-            conn.sendall(json.dumps(message).encode() + b"\n")
+            conn.sendall(encode(message).encode() + b"\n")
             reply = b""
             while not reply.endswith(b"\n") and (chunk := conn.recv(65536)):
                 reply += chunk
         except OSError as exc:
             raise ServiceUnreachable(f"printer-supervisor did not answer on {path}: "
                                      f"{exc}.") from None
+    finally:
+        conn.close()
+    return decode(reply, path)
+
+
+def encode(message: object) -> str:
+    """json.dumps(message): by hand for dicts of plain ASCII strings and ints (a hotplug event),
+    through json for anything else."""
+    quick = _quick_json(message)
+    if quick is not None:
+        return quick
+    import json  # only for what the quick encoder does not vouch for
+
+    return json.dumps(message)
+
+
+def _quick_json(value: object) -> str | None:
+    if isinstance(value, str):
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, dict):
+        parts = []
+        for key, item in value.items():
+            encoded = (_quick_json(key) if isinstance(key, str) else None,
+                       _quick_json(item))
+            if encoded[0] is None or encoded[1] is None:
+                return None
+            parts.append(f"{encoded[0]}: {encoded[1]}")
+        return "{" + ", ".join(parts) + "}"
+    return None
+
+
+def decode(reply: bytes, path: str) -> dict[str, object]:
+    """The service's answer; the common one is recognised without json."""
+    if reply == ACCEPTED:
+        return {"ok": True}
+    import json
+
     try:
         answer = json.loads(reply)
     except ValueError:
