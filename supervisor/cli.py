@@ -497,6 +497,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"  firmware      {p.firmware}")
         print(f"  allow         {', '.join(map(str, p.allow)) if p.allow else 'everyone'}")
         print(f"  idle_timeout  {p.idle_timeout:g} s")
+        print(f"  max_clients   {p.max_clients} waiting, {p.max_clients_per_address} per address")
         if d.mdns != "off":
             announced = (f'as "{p.mdns_name}"' if p.mdns_name else
                          "as \"<model> @ <host>\"") if p.mdns else "no (mdns = false)"

@@ -19,6 +19,8 @@ MdnsMode = Literal["auto", "avahi", "umdns", "off"]
 MDNS_MODES: tuple[MdnsMode, ...] = ("auto", "avahi", "umdns", "off")
 #: An mDNS instance name is one DNS label: at most 63 bytes of UTF-8 (RFC 6763 §4.1.1).
 MDNS_NAME_MAX_BYTES = 63
+#: Clients one printer may have waiting: each costs a socket (an fd) and a few hundred bytes.
+MAX_CLIENTS_LIMIT = 4096
 #: A TXT string is at most 255 bytes, key and "=" included (RFC 6763 §6.1).
 MDNS_TEXT_MAX_BYTES = 200
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -64,6 +66,8 @@ class PrinterSettings:
     firmware: str = "auto"
     allow: tuple[IPNetwork, ...] = ()
     idle_timeout: float = 300.0
+    max_clients: int = 32  # clients waiting for the printer; more are closed at once
+    max_clients_per_address: int = 8  # ...of them from one address (a flood, a port monitor)
     mdns: bool = True  # announce it while it is ready (if [daemon] mdns is not "off")
     mdns_name: str | None = None  # its mDNS instance name; default "<model> @ <host>"
     location: str | None = None  # overrides [daemon] location for this printer
@@ -310,6 +314,10 @@ class _Validator:
                 for s in get.strings("allow", [], check=_check_network)
             ),
             idle_timeout=get.number("idle_timeout", d.idle_timeout, 0.001, 86400.0 * 365),
+            max_clients=get.integer("max_clients", d.max_clients, 1, MAX_CLIENTS_LIMIT),
+            max_clients_per_address=get.integer("max_clients_per_address",
+                                                d.max_clients_per_address, 1,
+                                                MAX_CLIENTS_LIMIT),
             mdns=get.boolean("mdns", d.mdns),
             mdns_name=get.optional_string("mdns_name", check=check_mdns_name),
             location=get.optional_string("location", check=check_location),

@@ -185,6 +185,8 @@ def test_daemon_values(line: str, attribute: str, expected: Any) -> None:
         ('allow = ["10.0.0.1"]', "allow", (IPv4Network("10.0.0.1/32"),)),
         ("idle_timeout = 2.5", "idle_timeout", 2.5),
         ("port = 9105", "port", 9105),
+        ("max_clients = 4", "max_clients", 4),
+        ("max_clients_per_address = 1", "max_clients_per_address", 1),
         ("mdns = false", "mdns", False),
         ('mdns_name = "Drucker im Flur"', "mdns_name", "Drucker im Flur"),
         ('location = "Hall"', "location", "Hall"),
@@ -269,6 +271,11 @@ INVALID = [
                  "laserjet", "number", id="idle_timeout-string"),
     pytest.param(printer('match = "3f0/4117/*"', 'bidirectional = "yes"  # <-'),
                  "bidirectional", "laserjet", "true or false", id="bidirectional-yes"),
+    pytest.param(printer('match = "3f0/4117/*"', "max_clients = 0  # <-"), "max_clients",
+                 "laserjet", "from 1 to 4096", id="max_clients-0"),
+    pytest.param(printer('match = "3f0/4117/*"', "max_clients_per_address = 5000  # <-"),
+                 "max_clients_per_address", "laserjet", "from 1 to 4096",
+                 id="max_clients_per_address-too-many"),
     pytest.param('[daemon]\nmdns = "zeroconf"  # <-\n', "mdns", None,
                  "auto, avahi, umdns, off", id="mdns-mode"),
     pytest.param('[daemon]\nmdns = true  # <-\n', "mdns", None,
@@ -357,6 +364,7 @@ def test_check_config_prints_the_effective_printers(
     assert "printer office: port 9100 (assigned)\n  device        /dev/usb/lp3" in out
     assert "  mDNS/DNS-SD: auto (avahi if it is on the system bus, else umdns)\n" in out
     assert '  mdns          as "<model> @ <host>"\n' in out
+    assert "  max_clients   32 waiting, 8 per address\n" in out
 
 
 def test_check_config_says_what_is_announced_and_where(

@@ -37,14 +37,20 @@ def test_job_reaches_the_printer_byte_exact(printer: VirtualPrinter,
     assert finished["client"].startswith("127.0.0.1:")
 
 
-def test_zero_byte_job_is_a_finished_job(printer: VirtualPrinter,
-                                         start_service: StartService) -> None:
+def test_a_client_that_closes_without_sending_is_a_probe_not_a_job(
+        printer: VirtualPrinter, start_service: StartService) -> None:
     port = free_port()
     service = start_service([static(printer, port)])
     service.log.wait_for("listener_started")
-    assert send_job(port, b"") == b""
-    assert service.log.wait_for("job_finished")["bytes_in"] == 0
-    assert printer.paper == b""
+    for _ in range(3):  # `nc -z`, a port monitor, a scanner
+        assert send_job(port, b"") == b""
+    send_job(port, b"a job")
+    assert printer.wait_for_bytes(5) == b"a job"
+    assert [e["bytes_in"] for e in service.log.events("job_finished")] == [5]
+    assert len(service.log.events("job_started")) == 1
+    assert [e["to"] for e in service.log.events("state_changed")] == ["ready", "serving",
+                                                                      "ready"]
+    assert service.status("lp")["jobs"] == 1
 
 
 def test_waiting_clients_are_served_in_arrival_order_never_interleaved(

@@ -18,6 +18,10 @@ from supervisor.protocol import MAX_REQUEST_BYTES, VERSION
 
 READ_TIMEOUT_S: Final = 5.0
 SOCKET_MODE: Final = 0o660
+#: Connections served at once; more are closed unanswered. Each costs a few KB: this bounds
+#: the memory a local flood of idle connections can take, far above what status, notify and
+#: a burst of hotplug events need.
+MAX_CONNECTIONS: Final = 512
 
 Reply = dict[str, Any]
 Handler = Callable[[dict[str, Any]], Awaitable[Reply]]
@@ -59,6 +63,7 @@ class ControlServer:
         self._handler = handler
         self._on_rejected = on_rejected
         self._server: asyncio.Server | None = None
+        self._connections = 0
 
     async def start(self) -> None:
         """Listen, replacing a stale socket file but never a live service's socket."""
@@ -77,6 +82,10 @@ class ControlServer:
                 self.path.unlink()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._connections >= MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._connections += 1
         try:
             reply = await self._answer(reader)
             if reply is not None:
@@ -85,6 +94,7 @@ class ControlServer:
         except (ConnectionError, TimeoutError):
             pass  # the client went away; nothing to answer
         finally:
+            self._connections -= 1
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()

@@ -17,11 +17,13 @@ from typing import Final, Protocol, TypeVar
 import structlog
 
 from supervisor.config import PrinterSettings
+from supervisor.observe.fold import FoldedLog
 from supervisor.workers.device import DeviceOpenError, open_device
 from supervisor.workers.pump import JobError, Pump
 
-BACKLOG: Final = 16
-QUEUE_MAX: Final = 32  # accepted clients waiting; beyond this they wait in the kernel backlog
+BACKLOG: Final = 1024  # accepted at once anyway: this absorbs a burst between two turns
+ACCEPT_BATCH: Final = 256  # accepted per wake-up before other work gets a turn
+ACCEPT_PAUSE_S: Final = 0.5  # out of file descriptors (EMFILE): accept again after this
 BIND_FIRST_DELAY_S: Final = 1.0
 BIND_MAX_DELAY_S: Final = 30.0
 
@@ -36,6 +38,17 @@ class JobOutcome:
     bytes_in: int
     ok: bool
     device_lost: bool = False
+
+
+@dataclass(eq=False)
+class Waiting:
+    """An accepted client waiting for the printer; it is a job once it has sent a byte."""
+
+    sock: socket.socket
+    client: str  # "address:port", for the log
+    host: str  # its address: the per-address cap, folded log lines
+    accepted: float  # time.monotonic(): its idle clock starts here
+    sent: bool = False  # its first byte is here (peeked, not read): it waits for its turn
 
 
 class ForwarderOwner(Protocol):
@@ -58,7 +71,10 @@ class Forwarder:
         self.bind = bind
         self._owner = owner
         self._log = structlog.get_logger("supervisor.forwarder").bind(printer=settings.name)
-        self._queue: asyncio.Queue[tuple[socket.socket, str]] = asyncio.Queue(QUEUE_MAX)
+        self._folded = FoldedLog(self._log)
+        self._waiting: list[Waiting] = []  # in accept order: the order jobs are served in
+        self._someone_sent = asyncio.Event()
+        self._new_waiting = asyncio.Event()  # the idle sweep has a new deadline
         self._listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
         self._pump: Pump | None = None
@@ -75,19 +91,20 @@ class Forwarder:
             await self._bind_with_retry()
             if self._stopping:
                 return
-            self._accepting = [asyncio.create_task(self._accept_loop(s)) for s in self._listeners]
+            self._accept_on()
+            self._accepting = [asyncio.create_task(self._idle_sweep())]
             self._jobs = asyncio.create_task(self._job_loop())
             await self._jobs
         finally:
             self._close_listeners()
-            self._drop_queue()
+            self._drop_waiting()
 
     async def stop(self, *, grace_s: float, reason: str) -> None:
         """Stop accepting now; let a running job finish within `grace_s`, then abort it."""
         self._stopping = True
         self._stop_reason = reason
         self._close_listeners()
-        self._drop_queue()
+        self._drop_waiting()
         if self._no_job.is_set():
             return
         try:
@@ -123,6 +140,8 @@ class Forwarder:
             return
 
     def _close_listeners(self) -> None:
+        if self._listeners:
+            self._accept_off()
         for task in self._accepting:
             task.cancel()
         self._accepting = []
@@ -132,38 +151,127 @@ class Forwarder:
             self._listeners = []
             self._log.info("listener_stopped", port=self.port)
 
-    async def _accept_loop(self, listener: socket.socket) -> None:
+    def _accept_on(self) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                conn, address = await loop.sock_accept(listener)
-            except OSError as exc:  # EMFILE and friends: back off instead of spinning
-                self._log.warning("accept_failed", error=str(exc))
-                await asyncio.sleep(0.5)
-                continue
-            client = format_address(address)
-            if not self.settings.allows(address[0]):
-                self._log.warning("client_rejected", client=client, reason="not in allow")
-                conn.close()
-                continue
-            await self._queue.put((conn, client))
-            self._owner.queue_length(self._queue.qsize())
+        for listener in self._listeners:
+            loop.add_reader(listener.fileno(), self._accept, listener)
 
-    def _drop_queue(self) -> None:
-        while not self._queue.empty():
-            conn, _client = self._queue.get_nowait()
+    def _accept_off(self) -> None:
+        loop = asyncio.get_running_loop()
+        for listener in self._listeners:
+            loop.remove_reader(listener.fileno())
+
+    def _accept(self, listener: socket.socket) -> None:
+        """Accept every pending connection at once, so that the kernel backlog never fills;
+        one over a cap is closed at once. The listener stays registered (no add and remove of
+        a reader per connection)."""
+        for _ in range(ACCEPT_BATCH):
+            try:
+                conn, address = listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # EMFILE and friends: pause instead of spinning
+                self._log.warning("accept_failed", error=str(exc), retry_s=ACCEPT_PAUSE_S)
+                self._accept_off()
+                asyncio.get_running_loop().call_later(ACCEPT_PAUSE_S, self._accept_again)
+                return
+            conn.setblocking(False)
+            self._admit(conn, address)
+
+    def _accept_again(self) -> None:
+        if self._listeners:  # not closed meanwhile
+            self._accept_on()
+
+    def _admit(self, conn: socket.socket, address: tuple[str, int] | tuple[str, int, int, int],
+               ) -> None:
+        client = format_address(address)
+        host = client.rpartition(":")[0].strip("[]")
+        refused = self._refusal(address[0], host)
+        if refused is not None:
+            event, level, reason = refused
+            self._folded.log(level, event, host, client=client, reason=reason)
             conn.close()
+            return
+        waiting = Waiting(conn, client, host, time.monotonic())
+        self._waiting.append(waiting)
+        asyncio.get_running_loop().add_reader(conn.fileno(), self._first_byte, waiting)
+        self._new_waiting.set()
+        self._owner.queue_length(len(self._waiting))
+
+    def _refusal(self, address: str, host: str) -> tuple[str, str, str] | None:
+        """Why a new client is closed at once (event, level, reason), or None to keep it."""
+        if not self.settings.allows(address):
+            return "client_rejected", "warning", "not in allow"
+        if len(self._waiting) >= self.settings.max_clients:
+            return ("client_refused", "warning",
+                    f"{len(self._waiting)} clients are waiting already (max_clients)")
+        if sum(w.host == host for w in self._waiting) >= self.settings.max_clients_per_address:
+            return ("client_refused", "warning",
+                    f"{self.settings.max_clients_per_address} clients from this address are "
+                    "waiting already (max_clients_per_address)")
+        return None
+
+    def _first_byte(self, waiting: Waiting) -> None:
+        """A waiting client is readable: its first byte (a job) or its close (a probe)."""
+        try:
+            data = waiting.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # reset before it sent anything: as good as a probe
+        asyncio.get_running_loop().remove_reader(waiting.sock.fileno())
+        if data:
+            waiting.sent = True
+            self._someone_sent.set()
+            return
+        self._drop(waiting)
+        self._folded.log("debug", "client_probe", waiting.host, client=waiting.client,
+                         seconds=round(time.monotonic() - waiting.accepted, 3))
+
+    def _drop(self, waiting: Waiting) -> None:
+        if not waiting.sent:
+            asyncio.get_running_loop().remove_reader(waiting.sock.fileno())
+        self._waiting.remove(waiting)
+        waiting.sock.close()
+        self._owner.queue_length(len(self._waiting))
+
+    async def _idle_sweep(self) -> None:
+        """Close every waiting client that sent nothing within idle_timeout of its accept."""
+        idle_s = self.settings.idle_timeout
+        while True:
+            now = time.monotonic()
+            for waiting in [w for w in self._waiting if not w.sent and
+                            now - w.accepted >= idle_s]:
+                self._drop(waiting)
+                self._folded.log("info", "client_idle", waiting.host, client=waiting.client,
+                                 reason=f"sent nothing for {idle_s:g} s (idle_timeout)")
+            self._new_waiting.clear()
+            deadlines = [w.accepted + idle_s for w in self._waiting if not w.sent]
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(deadlines) - now if deadlines else None):
+                    await self._new_waiting.wait()
+
+    def _drop_waiting(self) -> None:
+        for waiting in list(self._waiting):
+            self._drop(waiting)
+        self._folded.flush()
         self._owner.queue_length(0)
 
     # -- jobs --------------------------------------------------------------------------------
     async def _job_loop(self) -> None:
+        """Serve, in accept order, the clients that have sent something, one at a time."""
         while True:
-            conn, client = await self._queue.get()
-            self._owner.queue_length(self._queue.qsize())
+            waiting = next((w for w in self._waiting if w.sent), None)
+            if waiting is None:
+                self._someone_sent.clear()
+                await self._someone_sent.wait()
+                continue
+            self._waiting.remove(waiting)
+            self._owner.queue_length(len(self._waiting))
             self._no_job.clear()
             try:
-                with conn:
-                    await self._serve(conn, client)
+                with waiting.sock:
+                    await self._serve(waiting.sock, waiting.client)
             finally:
                 self._no_job.set()
 
