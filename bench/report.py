@@ -18,6 +18,7 @@ from discovery import render_discovery
 from hotplug import PlugResult
 from notify import IMPORTTIME_RUNS, NotifyResult
 from procs import ROOT, TICK_S
+from smalljobs import render_small_jobs
 from throughput import GIB, MB, SERVERS, Job, SinkResult
 
 # -- targets ---------------------------------------------------------------------------------
@@ -285,11 +286,12 @@ class Report:
     plug: dict[str, Any] | None = None
     notify: dict[str, Any] | None = None
     discovery: dict[str, Any] | None = None
+    small_jobs: dict[str, Any] | None = None
 
     @property
     def all_met(self) -> bool:
         verdicts = [self.throughput[1]["all_met"]] if self.throughput else []
-        verdicts += [s["met"] for s in (self.plug, self.notify, self.discovery)
+        verdicts += [s["met"] for s in (self.small_jobs, self.plug, self.notify, self.discovery)
                      if s is not None and "met" in s]
         return all(verdicts)
 
@@ -298,6 +300,8 @@ def render(report: Report, args: argparse.Namespace) -> str:
     lines = ["machine: " + ", ".join(f"{k} {v}" for k, v in report.machine.items())]
     if report.throughput is not None:
         lines += ["", *render_throughput(*report.throughput, args)]
+    if report.small_jobs is not None:
+        lines += ["", *render_small_jobs(report.small_jobs, _yes)]
     if report.plug is not None:
         lines += ["", *render_plugs(report.plug)]
     if report.notify is not None:
@@ -317,6 +321,8 @@ def write_json(path: Path, report: Report, args: argparse.Namespace) -> None:
         memory = [{k: v for k, v in asdict(r).items() if k != "jobs"} for r in results]
         document |= {"mib": args.mib, "runs": args.runs, "jobs": jobs, "memory": memory,
                      **summary}
+    if report.small_jobs is not None:
+        document["small_jobs"] = report.small_jobs
     if report.plug is not None:
         document["plug_latency"] = report.plug
     if report.notify is not None:

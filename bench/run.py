@@ -25,9 +25,12 @@ from report import (
     summarize_plugs,
     write_json,
 )
+from smalljobs import bench_small_jobs
+from smalljobs import client_role as small_job_client
 from throughput import CHILD_ROLES, SINKS, bench_sink, preflight
 
-SECTIONS: Final = ("throughput", "latency", "notify", "discovery")
+SECTIONS: Final = ("throughput", "smalljobs", "latency", "notify", "discovery")
+ROLES: Final = {**CHILD_ROLES, "_smalljobs": small_job_client}
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -71,6 +74,8 @@ def run_sections(args: argparse.Namespace) -> Report:
         print(f"throughput: ports p910nd {ports[0]}, ours {ports[1]}", file=sys.stderr)
         results = [bench_sink(sink, args, ports) for sink in SINKS]
         report.throughput = (results, summarize(results))
+    if "smalljobs" in args.sections:
+        report.small_jobs = bench_small_jobs()
     if "latency" in args.sections:
         report.plug = summarize_plugs(bench_plug_latency(args.plugs))
     if "notify" in args.sections:
@@ -81,8 +86,8 @@ def run_sections(args: argparse.Namespace) -> Report:
 
 
 def main(argv: Sequence[str]) -> int:
-    if argv and argv[0] in CHILD_ROLES:
-        return CHILD_ROLES[argv[0]](argv[1:])
+    if argv and argv[0] in ROLES:
+        return ROLES[argv[0]](argv[1:])
     args = parse_args(argv)
     try:
         with sigterm_as_exit():

@@ -174,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     import asyncio
 
-    from supervisor.observe.logs import configure_logging
+    from supervisor.observe.logs import configure_logging, flush_logging
 
     settings = _load(args.config, "run")
     if isinstance(settings, int):
@@ -187,7 +187,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{exc.strerror}. Fix its directory's permissions or set [daemon] log_file "
               "(\"\" logs to stderr only).", file=sys.stderr)
         return EXIT_FATAL
-    return asyncio.run(_serve(settings))
+    try:
+        return asyncio.run(_serve(settings))
+    finally:
+        flush_logging()  # the last loop turn's lines
 
 
 async def _serve(settings: Settings) -> int:
