@@ -99,3 +99,77 @@ def test_abort_after_the_end_writes_to_no_reused_fd() -> None:
         os.close(fd)
     ours.close()
     client.close()
+
+
+def _device_pipe() -> tuple[int, int]:
+    read_end, write_end = os.pipe2(os.O_NONBLOCK)
+    return read_end, write_end
+
+
+def test_a_small_ready_job_is_done_inline_without_a_thread() -> None:
+    read_end, write_end = _device_pipe()
+    ours, client = socket.socketpair()
+    try:
+        client.sendall(b"small job")
+        client.shutdown(socket.SHUT_WR)
+        pump = Pump(ours, write_end, backchannel=False, idle_timeout_s=60)
+        assert pump.try_inline(1 << 20) == PumpResult(9, 0)
+        assert os.read(read_end, 100) == b"small job"
+    finally:
+        for fd in (read_end, write_end):
+            os.close(fd)
+        ours.close()
+        client.close()
+
+
+@pytest.mark.parametrize("case", ["client-not-done", "over-budget", "device-full"])
+def test_what_would_block_goes_on_in_the_thread_from_where_it_stopped(case: str) -> None:
+    read_end, write_end = _device_pipe()
+    ours, client = socket.socketpair()
+    job = b"x" * 3000
+    try:
+        client.sendall(job[:1000])
+        if case != "client-not-done":
+            client.sendall(job[1000:])
+            client.shutdown(socket.SHUT_WR)
+        if case == "device-full":
+            filler = fcntl.fcntl(write_end, F_GETPIPE_SZ)
+            os.write(write_end, b"\0" * filler)
+        budget = 500 if case == "over-budget" else 1 << 20
+        pump = Pump(ours, write_end, backchannel=False, idle_timeout_s=60)
+        assert pump.try_inline(budget) is None
+        thread, outcome = run_in_thread(pump)
+        if case == "client-not-done":
+            client.sendall(job[1000:])
+            client.shutdown(socket.SHUT_WR)
+        received = b""
+        while len(received) < len(job) + (filler if case == "device-full" else 0):
+            with contextlib.suppress(BlockingIOError):
+                received += os.read(read_end, 65536)
+        thread.join(10)
+        assert outcome == [PumpResult(len(job), 0)]
+        assert received[-len(job):] == job
+    finally:
+        for fd in (read_end, write_end):
+            os.close(fd)
+        ours.close()
+        client.close()
+
+
+def test_a_bidirectional_job_drains_the_replies_in_the_thread() -> None:
+    device, printer = socket.socketpair()  # readable and writable, like a bidirectional usblp
+    ours, client = socket.socketpair()
+    try:
+        device.setblocking(False)
+        client.sendall(b"@PJL INFO STATUS\r\n")
+        client.shutdown(socket.SHUT_WR)
+        pump = Pump(ours, device.fileno(), backchannel=True, idle_timeout_s=60)
+        assert pump.try_inline(1 << 20) is None  # the printer may still answer: not inline
+        printer.sendall(b"CODE=10001\r\n")
+        thread, outcome = run_in_thread(pump)
+        thread.join(10)
+        assert outcome == [PumpResult(18, 12)]
+        assert client.recv(100) == b"CODE=10001\r\n"
+    finally:
+        for sock in (device, printer, ours, client):
+            sock.close()

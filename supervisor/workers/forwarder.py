@@ -19,11 +19,12 @@ import structlog
 from supervisor.config import PrinterSettings
 from supervisor.observe.fold import FoldedLog
 from supervisor.workers.device import DeviceOpenError, open_device
-from supervisor.workers.pump import JobError, Pump
+from supervisor.workers.pump import CHUNK_BYTES, JobError, Pump
 
 BACKLOG: Final = 1024  # accepted at once anyway: this absorbs a burst between two turns
 ACCEPT_BATCH: Final = 256  # accepted per wake-up before other work gets a turn
 ACCEPT_PAUSE_S: Final = 0.5  # out of file descriptors (EMFILE): accept again after this
+INLINE_BUDGET_BYTES: Final = 1 << 20  # a job this small may be served on the loop itself
 BIND_FIRST_DELAY_S: Final = 1.0
 BIND_MAX_DELAY_S: Final = 30.0
 
@@ -78,6 +79,7 @@ class Forwarder:
         self._listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
         self._pump: Pump | None = None
+        self._buffer: memoryview | None = None  # the pump's 1 MiB, made once, lent to each job
         self._jobs: asyncio.Task[None] | None = None
         self._no_job = asyncio.Event()
         self._no_job.set()
@@ -285,11 +287,16 @@ class Forwarder:
         try:
             device = await open_device(self.device, bidirectional=self.settings.bidirectional)
             try:
+                if self._buffer is None:
+                    self._buffer = memoryview(bytearray(CHUNK_BYTES))
                 pump = self._pump = Pump(conn, device.fd, backchannel=device.readable,
-                                         idle_timeout_s=self.settings.idle_timeout)
+                                         idle_timeout_s=self.settings.idle_timeout,
+                                         buffer=self._buffer)
                 if self._stopping:
                     pump.abort(self._stop_reason)
-                result = await _in_thread(pump.run, pump.abort, f"job-{self.settings.name}")
+                result = pump.try_inline(INLINE_BUDGET_BYTES)  # no thread if nothing blocks
+                if result is None:
+                    result = await _in_thread(pump.run, pump.abort, f"job-{self.settings.name}")
             finally:
                 self._pump = None
                 os.close(device.fd)

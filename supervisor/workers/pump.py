@@ -52,19 +52,21 @@ class Pump:
     """Copies one client's job to the device, and the device's replies back when bidirectional."""
 
     def __init__(self, client: socket.socket, device_fd: int, *, backchannel: bool,
-                 idle_timeout_s: float) -> None:
+                 idle_timeout_s: float, buffer: memoryview | None = None) -> None:
         self._sock = client
         self._dev = device_fd
         self._backchannel = backchannel
         self._idle_timeout_s = idle_timeout_s
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # The wake-up pipe and the poll object are made only when the job needs a thread.
+        self._wake_r = self._wake_w = -1
         self._wake_lock = threading.Lock()  # abort() never writes to a closed, reused fd
         self._wake_closed = False
         self._abort_reason: str | None = None
         self._poll = select.poll()
-        self._in_buf = memoryview(bytearray(CHUNK_BYTES))
+        # One job at a time per printer: its forwarder lends the same buffer to every job.
+        self._in_buf = buffer if buffer is not None else memoryview(bytearray(CHUNK_BYTES))
         self._to_dev = self._in_buf[:0]
-        self._out_buf = memoryview(bytearray(BACKCHANNEL_CHUNK_BYTES))
+        self._out_buf = memoryview(bytearray(BACKCHANNEL_CHUNK_BYTES if backchannel else 0))
         self._to_client = self._out_buf[:0]
         self._client_eof = False
         # A pipe as the device: socket → pipe by splice(2), zero-copy (usblp has no splice).
@@ -82,14 +84,30 @@ class Pump:
         if self._abort_reason is None:
             self._abort_reason = reason
         with self._wake_lock:
-            if not self._wake_closed:
+            if self._wake_w >= 0 and not self._wake_closed:
                 with contextlib.suppress(BlockingIOError):  # already full: it is awake
                     os.write(self._wake_w, b"!")
 
     # -- the loop ----------------------------------------------------------------------------
+    def try_inline(self, budget_bytes: int) -> PumpResult | None:
+        """The whole job now, on the caller's thread, if nothing would block: a small job on a
+        ready device needs no thread. None when something would block, the job is larger than
+        `budget_bytes`, or replies must be drained: `run` (in a thread) then goes on from here.
+        """
+        self._sock.setblocking(False)
+        while not self._client_eof or self._to_dev:
+            self._check_abort()
+            if self.bytes_in > budget_bytes or not self._step():
+                return None
+        if self._backchannel or not _poll_now(self._dev, _OUT):
+            return None  # replies to drain, or the last write still in flight (usblp)
+        return PumpResult(self.bytes_in, self.bytes_out)
+
     def run(self) -> PumpResult:
         """Move bytes until the client's EOF and the drain; raise JobError on failure."""
         self._sock.setblocking(False)
+        with self._wake_lock:
+            self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         try:
             while not self._client_eof or self._to_dev:
                 self._check_abort()
