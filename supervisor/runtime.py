@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,6 +38,8 @@ FIRMWARE_DEADLINE_S: Final = 120.0  # retries of a transient failure stop after 
 FIRMWARE_FIRST_RETRY_S: Final = 1.0
 FIRMWARE_MAX_RETRY_S: Final = 15.0
 
+_JOB_STATES: Final = frozenset({READY, SERVING})
+
 log = structlog.get_logger("supervisor.printer")
 
 
@@ -67,18 +69,6 @@ class PrinterRuntime:
     def name(self) -> str:
         return self.entry.name
 
-    async def _fire(self, trigger: Callable[[], Awaitable[bool]]) -> None:
-        """Run a trigger, keeping a cancellation of ours that transitions swallowed.
-
-        transitions turns a CancelledError raised while it processes a trigger into a False
-        result (its way of cancelling superseded callbacks); a task being shut down must still
-        end, not carry on as if nothing happened.
-        """
-        await trigger()
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise asyncio.CancelledError
-
     # -- decisions from the registry ----------------------------------------------------------
     async def plugged(self) -> None:
         """The registry found this printer at `entry.node`: decide on firmware and plug."""
@@ -94,10 +84,10 @@ class PrinterRuntime:
             needs = firmware_loaded(device_id) is not True
         self.model.firmware_required = needs
         self.model.error = None
-        await self._fire(self.model.plug)
+        self.model.plug()
 
     async def unplugged(self) -> None:
-        await self._fire(self.model.unplug)
+        self.model.unplug()
 
     def resume_firmware(self, *, reloaded: bool = False) -> None:
         """Try a parked push again: after a transient failure on any rescan; after a missing
@@ -117,8 +107,11 @@ class PrinterRuntime:
 
     # -- state changes ----------------------------------------------------------------------
     def _on_change(self, change: StateChange) -> None:
-        self._log.info("state_changed", **{"from": change.source}, to=change.dest,
-                       trigger=change.trigger)
+        # ready <-> serving is every job's: job_started and job_finished say it already, so at
+        # info level it would only double the lines (and the cost) of each job.
+        level = "debug" if {change.source, change.dest} == _JOB_STATES else "info"
+        getattr(self._log, level)("state_changed", **{"from": change.source}, to=change.dest,
+                                  trigger=change.trigger)
         if change.dest == FIRMWARE_NEEDED:
             self._parked = None
             self._start("firmware", self._push_firmware())
@@ -213,20 +206,20 @@ class PrinterRuntime:
             self._log.info("firmware_pushed", firmware=str(blob), bytes=result.bytes_written,
                            seconds=round(result.seconds, 3), verified_by=result.verified_by)
             self.model.error = None
-            await self._fire(self.model.firmware_loaded)
+            self.model.firmware_loaded()
             return
 
     # -- what the forwarder reports ---------------------------------------------------------
     async def job_started(self, client: str) -> None:
         if self.model.state == READY:
-            await self._fire(self.model.job_started)
+            self.model.job_started()
 
     async def job_ended(self, outcome: JobOutcome) -> None:
         if outcome.ok:
             self.model.jobs += 1
             self.model.bytes += outcome.bytes_in
         if self.model.state == SERVING:  # not when the job ended because the printer went
-            await self._fire(self.model.job_ended)
+            self.model.job_ended()
         if outcome.device_lost:
             self._rescan()
 

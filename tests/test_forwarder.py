@@ -48,8 +48,7 @@ def test_a_client_that_closes_without_sending_is_a_probe_not_a_job(
     assert printer.wait_for_bytes(5) == b"a job"
     assert [e["bytes_in"] for e in service.log.events("job_finished")] == [5]
     assert len(service.log.events("job_started")) == 1
-    assert [e["to"] for e in service.log.events("state_changed")] == ["ready", "serving",
-                                                                      "ready"]
+    assert [e["to"] for e in service.log.events("state_changed")] == ["ready"]
     assert service.status("lp")["jobs"] == 1
 
 

@@ -38,13 +38,13 @@ CASES = [
 
 
 @pytest.mark.parametrize(("state", "trigger", "firmware", "expected"), CASES)
-async def test_transition_table(state: str, trigger: str, firmware: bool, expected: str) -> None:
+def test_transition_table(state: str, trigger: str, firmware: bool, expected: str) -> None:
     changes: list[StateChange] = []
     machine = build_machine()
     printer = Printer("p", needs_firmware=firmware, listener=changes.append)
     machine.add_model(printer)
     machine.set_state(state, model=printer)
-    await printer.trigger(trigger)
+    printer.trigger(trigger)
     assert printer.state == expected
     if expected == state:
         assert changes == []
@@ -52,20 +52,20 @@ async def test_transition_table(state: str, trigger: str, firmware: bool, expect
         assert changes == [StateChange("p", state, expected, trigger)]
 
 
-async def test_models_share_one_machine_but_not_their_state() -> None:
+def test_models_share_one_machine_but_not_their_state() -> None:
     machine = build_machine()
     first, second = Printer("a"), Printer("b")
     machine.add_model([first, second])
-    await first.plug()
+    first.plug()
     assert (first.state, second.state) == (READY, ABSENT)
 
 
-async def test_entering_a_state_stamps_since() -> None:
+def test_entering_a_state_stamps_since() -> None:
     machine = build_machine()
     printer = Printer("a")
     machine.add_model(printer)
     before = printer.since
-    await printer.plug()
+    printer.plug()
     assert printer.since > before
 
 
