@@ -70,6 +70,7 @@ class Service:
         self._leaving: set[asyncio.Task[None]] = set()  # printers a reload is stopping
         self.reconciles = 0
         self.announcer = Announcer(settings.daemon, self._mdns_subjects, umdns_dir=umdns_dir)
+        self._status_pending = False
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, *, grace_s: float = SHUTDOWN_GRACE_S) -> None:
@@ -307,7 +308,17 @@ class Service:
             await asyncio.sleep(interval_s)
 
     def _status_changed(self) -> None:
-        self.notifier.status(status_line([p.status() for p in self.printers.values()]))
+        """A printer changed: STATUS= and the announcements follow, once per loop turn (a job
+        changes two states; a rescan may change every printer)."""
+        if self._status_pending:
+            return
+        self._status_pending = True
+        asyncio.get_running_loop().call_soon(self._publish_status)
+
+    def _publish_status(self) -> None:
+        self._status_pending = False
+        if self.notifier.active:
+            self.notifier.status(status_line([p.status() for p in self.printers.values()]))
         self.announcer.changed()
 
     def _mdns_subjects(self) -> list[Subject]:

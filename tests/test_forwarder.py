@@ -46,6 +46,7 @@ def test_a_client_that_closes_without_sending_is_a_probe_not_a_job(
         assert send_job(port, b"") == b""
     send_job(port, b"a job")
     assert printer.wait_for_bytes(5) == b"a job"
+    service.log.wait_for("job_finished")  # logged after the client saw its close
     assert [e["bytes_in"] for e in service.log.events("job_finished")] == [5]
     assert len(service.log.events("job_started")) == 1
     assert [e["to"] for e in service.log.events("state_changed")] == ["ready"]
@@ -73,6 +74,7 @@ def test_waiting_clients_are_served_in_arrival_order_never_interleaved(
     for conn in (first, *waiting):
         assert conn.recv(1) == b""  # each closed by the service once its job ended
         conn.close()
+    service.log.wait_for("job_finished", count=3)  # logged after each client saw its close
     clients = [e["bytes_in"] for e in service.log.events("job_finished")]
     assert clients == [2000, 200_000, 200_000]
 
@@ -168,6 +170,7 @@ def test_dual_stack_by_default_ipv6_and_ipv4_clients(printer: VirtualPrinter,
     send_job(port, b"six", host="::1")
     send_job(port, b"four", host="127.0.0.1")
     assert printer.wait_for_bytes(7) == b"sixfour"
+    service.log.wait_for("job_finished", count=2)
     clients = [e["client"] for e in service.log.events("job_finished")]
     assert clients[0].startswith("[::1]:") and clients[1].startswith("127.0.0.1:")
 

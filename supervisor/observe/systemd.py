@@ -36,6 +36,11 @@ class Notifier:
             except Exception as exc:  # the socket is gone: run on, say so once
                 self._fail(exc)
 
+    @property
+    def active(self) -> bool:
+        """Whether anything listens (NOTIFY_SOCKET set): otherwise a status is not worth making."""
+        return self._client is not None
+
     def ready(self) -> None:
         self._send("READY=1")
 

@@ -311,6 +311,7 @@ class Forwarder:
             device_lost = isinstance(exc, JobError) and exc.device_lost
             outcome = JobOutcome(client, bytes_in, ok=False, device_lost=device_lost)
         else:
+            conn.close()  # the client (CUPS waits for this close) need not wait for our books
             log.info("job_finished", bytes_in=result.bytes_in, bytes_out=result.bytes_out,
                      seconds=round(time.monotonic() - started, 3))
             outcome = JobOutcome(client, result.bytes_in, ok=True)
