@@ -118,7 +118,8 @@ class PrinterRuntime:
         elif change.dest == ABSENT:
             self._cancel("firmware")
         if change.dest in LISTENING_STATES:
-            self._start("forwarder", self._serve())
+            if "forwarder" not in self._tasks:  # (ready <-> serving: it runs already)
+                self._start("forwarder", self._serve())
         else:
             self.listening = False
         if change.dest not in LISTENING_STATES and "forwarder" in self._tasks:

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -46,6 +47,26 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(family) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def free_base_port(count: int = 8) -> int:
+    """A base_port whose next `count` ports are free, below the kernel's ephemeral range
+    (32768 on): the service's next ports are never a client connection's local port."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - count)
+        if all(_bindable(base + n) for n in range(count)):
+            return base
+    pytest.fail("no block of free ports below 32000")
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_until(condition: Callable[[], Any], timeout_s: float = WAIT_S, what: str = "") -> Any:
@@ -123,7 +144,7 @@ def daemon_defaults(root: Path, **overrides: object) -> dict[str, object]:
         # Nothing is announced over mDNS unless a test asks (and then only in a private lab).
         "mdns": "off",
         # Not 9100: the machine may run something there (node_exporter does).
-        "base_port": free_port(),
+        "base_port": free_base_port(),
     }
     daemon.update(overrides)
     return daemon

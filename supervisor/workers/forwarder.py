@@ -195,10 +195,12 @@ class Forwarder:
             conn.close()
             return
         waiting = Waiting(conn, client, host, time.monotonic())
+        if not any(not w.sent for w in self._waiting):
+            self._new_waiting.set()  # the idle sweep had no deadline; later ones come after
         self._waiting.append(waiting)
-        asyncio.get_running_loop().add_reader(conn.fileno(), self._first_byte, waiting)
-        self._new_waiting.set()
         self._owner.queue_length(len(self._waiting))
+        if not self._peek(waiting):  # most clients send right away: no reader to add then
+            asyncio.get_running_loop().add_reader(conn.fileno(), self._first_byte, waiting)
 
     def _refusal(self, address: str, host: str) -> tuple[str, str, str] | None:
         """Why a new client is closed at once (event, level, reason), or None to keep it."""
@@ -214,21 +216,27 @@ class Forwarder:
         return None
 
     def _first_byte(self, waiting: Waiting) -> None:
-        """A waiting client is readable: its first byte (a job) or its close (a probe)."""
+        """A waiting client became readable."""
+        if self._peek(waiting):
+            asyncio.get_running_loop().remove_reader(waiting.sock.fileno())
+
+    def _peek(self, waiting: Waiting) -> bool:
+        """Its first byte (a job: it waits for its turn) or its close (a probe: dropped);
+        False while it has sent nothing yet."""
         try:
             data = waiting.sock.recv(1, socket.MSG_PEEK)
         except BlockingIOError:
-            return
+            return False
         except OSError:
             data = b""  # reset before it sent anything: as good as a probe
-        asyncio.get_running_loop().remove_reader(waiting.sock.fileno())
         if data:
             waiting.sent = True
             self._someone_sent.set()
-            return
+            return True
         self._drop(waiting)
         self._folded.log("debug", "client_probe", waiting.host, client=waiting.client,
                          seconds=round(time.monotonic() - waiting.accepted, 3))
+        return True
 
     def _drop(self, waiting: Waiting) -> None:
         if not waiting.sent:
