@@ -93,6 +93,8 @@ class Service:
         try:
             await self._reconcile()
             # Up: the control socket listens, the event source is open, the first scan is done.
+            for warning in self.settings.warnings:
+                log.warning("config_warning", warning=warning)
             log.info("daemon_started", version=__version__, pid=os.getpid(),
                      config=str(self.settings.source) if self.settings.source else None,
                      event_source=daemon.event_source, printers=len(self.printers))
@@ -294,6 +296,8 @@ class Service:
         self._leaving.difference_update(stopping.values())
         for runtime in leaving.values():
             self._machine.remove_model(runtime.model)
+        for warning in new.warnings:
+            log.warning("config_warning", warning=warning)
         log.info("config_reloaded", ok=True, added=list(update.added),
                  removed=list(update.removed), changed=list(update.changed),
                  unchanged=list(update.unchanged), needs_restart=ignored or None)

@@ -510,6 +510,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if d.auto:
         print(f"auto: other USB printers are served too, on the next free port from "
               f"{d.base_port}")
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     for warning in firmware_warnings(settings):
         print(warning, file=sys.stderr)
     return EXIT_OK

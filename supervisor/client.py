@@ -30,7 +30,7 @@ def socket_path(explicit: str | None, config: str | None) -> str:
         return explicit
     if os.environ.get(protocol.SOCKET_ENV):
         return os.environ[protocol.SOCKET_ENV]
-    config = config or os.environ.get(protocol.CONFIG_ENV) or protocol.DEFAULT_CONFIG
+    config = config or os.environ.get(protocol.CONFIG_ENV) or _default_config()
     try:
         with open(config, "rb") as handle:
             text = handle.read()
@@ -39,9 +39,42 @@ def socket_path(explicit: str | None, config: str | None) -> str:
                                  f"({exc.strerror}): run as root, or pass --socket.") from None
     except OSError:
         return protocol.DEFAULT_SOCKET  # no file: the defaults
-    found = control_socket_line(text)
-    path = _control_socket_toml(text) if isinstance(found, _Unsure) else found
+    if _is_uci(text):
+        path: object = _control_socket_uci(text)
+    else:
+        found = control_socket_line(text)
+        path = _control_socket_toml(text) if isinstance(found, _Unsure) else found
     return path if isinstance(path, str) and path else protocol.DEFAULT_SOCKET
+
+
+def _default_config() -> str:
+    """config.toml, else OpenWrt's UCI file (config.toml wins where both exist)."""
+    if not os.path.exists(protocol.DEFAULT_CONFIG) and os.path.exists(protocol.DEFAULT_UCI):
+        return protocol.DEFAULT_UCI
+    return protocol.DEFAULT_CONFIG
+
+
+def _is_uci(text: bytes) -> bool:
+    """UCI's first command is `config` or `package` (as supervisor.config.is_uci decides)."""
+    for line in text.split(b"\n"):
+        words = line.split()
+        if words and not words[0].startswith(b"#"):
+            return words[0] in (b"config", b"package") and (
+                len(words) == 1 or not words[1].startswith(b"="))
+    return False
+
+
+def _control_socket_uci(text: bytes) -> object:
+    if b"control_socket" not in text:
+        return None
+    from supervisor.uci import UciError, parse_uci  # only when the file names a socket
+
+    try:
+        sections = parse_uci(text.decode("utf-8"))
+    except (UciError, UnicodeDecodeError):
+        return None
+    daemon = next((s for s in sections if s.type == "daemon"), None)
+    return daemon.options.get("control_socket") if daemon is not None else None
 
 
 class _Unsure:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 import tomllib
@@ -10,9 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from supervisor.protocol import CONFIG_ENV, DEFAULT_CONFIG
+from supervisor.protocol import CONFIG_ENV, DEFAULT_CONFIG, DEFAULT_UCI
 
 DEFAULT_CONFIG_PATH = Path(DEFAULT_CONFIG)
+DEFAULT_UCI_PATH = Path(DEFAULT_UCI)
 
 EventSource = Literal["udev", "kernel", "none"]
 MdnsMode = Literal["auto", "avahi", "umdns", "off"]
@@ -94,6 +96,7 @@ class Settings:
     daemon: DaemonSettings = field(default_factory=DaemonSettings)
     printers: tuple[PrinterSettings, ...] = ()
     source: Path | None = None
+    warnings: tuple[str, ...] = ()  # what was ignored (a UCI file's unknown options)
 
 
 @dataclass(frozen=True)
@@ -130,11 +133,15 @@ def config_path(explicit: str | None, environ: Mapping[str, str]) -> tuple[Path,
         return Path(explicit), True
     if environ.get(CONFIG_ENV):
         return Path(environ[CONFIG_ENV]), True
+    # config.toml wins where both exist: it is what a router set up that way was given.
+    if not DEFAULT_CONFIG_PATH.exists() and DEFAULT_UCI_PATH.exists():
+        return DEFAULT_UCI_PATH, False
     return DEFAULT_CONFIG_PATH, False
 
 
 def load_settings(path: Path, *, required: bool) -> Settings:
-    """Read and validate `path`; a missing default file means the defaults."""
+    """Read and validate `path` (TOML, or UCI recognised by its content); a missing default
+    file means the defaults."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -146,7 +153,22 @@ def load_settings(path: Path, *, required: bool) -> Settings:
         return Settings()
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem("file", f"cannot be read: {exc}")], path) from None
+    if is_uci(text):
+        from supervisor.uciconfig import parse_uci_settings  # noqa: PLC0415 (OpenWrt's form)
+
+        return parse_uci_settings(text, path)
     return parse_settings(text, path)
+
+
+def is_uci(text: str) -> bool:
+    """Whether `text` is UCI: its first command is `config` or `package` (TOML has none)."""
+    for line in text.splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        return words[0] in ("config", "package") and (
+            len(words) == 1 or not words[1].startswith("="))
+    return False
 
 
 def parse_settings(text: str, source: Path | None = None) -> Settings:
@@ -161,6 +183,22 @@ def parse_settings(text: str, source: Path | None = None) -> Settings:
     if validator.problems:
         raise ConfigError(validator.problems, source)
     return settings
+
+
+#: Where a key is: (table header, index of that table, key or None) → line.
+Locator = Callable[[str, int, "str | None"], "int | None"]
+
+
+def validate_raw(raw: dict[str, Any], source: Path | None, locate: Locator,
+                 problems: list[Problem], warnings: tuple[str, ...] = ()) -> Settings:
+    """Validate a configuration read from another form (UCI) as TOML's is validated:
+    `raw` shaped like the TOML document, `locate` finding lines, `problems` found so far."""
+    validator = _Validator("", locate)
+    validator.problems.extend(problems)
+    settings = validator.settings(raw, source)
+    if validator.problems:
+        raise ConfigError(validator.problems, source)
+    return dataclasses.replace(settings, warnings=warnings)
 
 
 def _line_of_decode_error(message: str) -> int | None:
@@ -178,13 +216,16 @@ _PRINTER_KEYS = frozenset(PrinterSettings.__dataclass_fields__)
 class _Validator:
     """Collects every problem instead of stopping at the first."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, locate: Locator | None = None) -> None:
         self.lines = text.splitlines()
         self.problems: list[Problem] = []
+        self._locate = locate
 
     # -- locating keys for messages ---------------------------------------------------------
     def _line(self, header: str, index: int, key: str | None) -> int | None:
         """Line of `key` in the index-th table headed `header` (TOML has no positions)."""
+        if self._locate is not None:
+            return self._locate(header, index, key)
         header_re = re.compile(rf"^\s*{re.escape(header)}\s*(#.*)?$")
         key_re = re.compile(rf"^\s*{re.escape(key)}\s*=") if key else None
         seen, start = -1, None

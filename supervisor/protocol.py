@@ -11,6 +11,7 @@ MAX_REQUEST_BYTES = 64 * 1024
 DEFAULT_SOCKET = "/run/printer-supervisor/control.sock"
 SOCKET_ENV = "PRINTER_SUPERVISOR_SOCKET"
 DEFAULT_CONFIG = "/etc/printer-supervisor/config.toml"
+DEFAULT_UCI = "/etc/config/printer-supervisor"  # OpenWrt's form; config.toml wins over it
 CONFIG_ENV = "PRINTER_SUPERVISOR_CONFIG"
 
 #: The variables a hotplug event may carry (SPEC §2); anything else is dropped, never sent.
