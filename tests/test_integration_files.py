@@ -25,6 +25,7 @@ from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
 ROOT = Path(__file__).resolve().parent.parent
 INIT = ROOT / "units" / "openwrt" / "printer-supervisor.init"
 OPENWRT_CONFIG = ROOT / "units" / "openwrt" / "config.toml"
+OPENWRT_UCI = ROOT / "units" / "openwrt" / "printer-supervisor.config"
 USB_SHIM = ROOT / "rules" / "hotplug.d" / "usb" / "30-printer-supervisor"
 USBMISC_SHIM = ROOT / "rules" / "hotplug.d" / "usbmisc" / "30-printer-supervisor"
 UDEV_RULES = ROOT / "rules" / "70-printer-supervisor.rules"
@@ -326,22 +327,32 @@ procd_send_signal() { echo "procd_send_signal $*"; }
 procd_add_reload_trigger() { echo "procd_add_reload_trigger $*"; }
 logger() { echo "logger $*"; }
 . "$0"
-echo "defaults $PROG $CONFIG $SUPERVISOR_USER $SUPERVISOR_GROUP $RUN_DIR $LOG_DIR $STATE_DIR"
+echo "defaults $PROG $CONFIG_UCI $SUPERVISOR_USER $SUPERVISOR_GROUP $RUN_DIR $LOG_DIR $STATE_DIR"
 PROG=$1 RUN_DIR=$2/run LOG_DIR=$2/log STATE_DIR=$2/etc/state SUPERVISOR_USER=$3
 UMDNS_DIR=$2/etc/umdns UMDNS_INIT=$2/umdns.init
-SUPERVISOR_GROUP=$(id -gn)
+CONFIG_UCI=$2/etc/config/printer-supervisor CONFIG_TOML=$2/etc/printer-supervisor/config.toml
+SUPERVISOR_GROUP=${4:-$(id -gn)}
 start_service; echo "start_service returned $?"
 reload_service
 service_triggers
 """
 
 
-def run_init(tmp_path: Path, user: str) -> list[str]:
+def run_init(tmp_path: Path, user: str, config: str | None = "uci", *,
+             prog: str = str(REAL_CTL), group: str = "",
+             shell: tuple[str, ...] = ("/bin/sh",)) -> list[str]:
+    """start_service, reload_service and service_triggers with procd's functions recording
+    what they are asked to register; `config`: which configuration file exists."""
+    if config is not None:
+        made = (tmp_path / "etc" / "config" / "printer-supervisor" if config == "uci" else
+                tmp_path / "etc" / "printer-supervisor" / "config.toml")
+        made.parent.mkdir(parents=True, exist_ok=True)
+        made.write_text("")
     umdns_init = tmp_path / "umdns.init"  # stands in for /etc/init.d/umdns
     umdns_init.write_text('#!/bin/sh\necho "umdns $*"\n', encoding="utf-8")
     umdns_init.chmod(0o755)
-    result = subprocess.run(["/bin/sh", "-c", PROCD_STUBS, str(INIT), str(REAL_CTL),
-                             str(tmp_path), user], capture_output=True, text=True, timeout=30,
+    result = subprocess.run([*shell, "-c", PROCD_STUBS, str(INIT), prog, str(tmp_path),
+                             user, group], capture_output=True, text=True, timeout=30,
                             check=False)
     assert result.returncode == 0, result.stderr
     return [line.rstrip() for line in result.stdout.splitlines()]
@@ -351,14 +362,16 @@ def test_init_script_runs_one_supervised_unprivileged_instance(tmp_path: Path) -
     user = subprocess.check_output(["id", "-un"], text=True).strip()
     group = subprocess.check_output(["id", "-gn"], text=True).strip()
     lines = run_init(tmp_path, user=user)
-    assert lines[0] == (f"defaults {INSTALLED_CTL} /etc/printer-supervisor/config.toml "
+    assert lines[0] == (f"defaults {INSTALLED_CTL} /etc/config/printer-supervisor "
                         "printer-supervisor lp /var/run/printer-supervisor "
                         "/var/log/printer-supervisor /etc/printer-supervisor/state")
     start = lines.index("procd_open_instance")
     end = lines.index("procd_close_instance")
     instance = lines[start + 1:end]
-    command = f"procd_set_param command {REAL_CTL} run --config {OPENWRT_CONFIG_PATH}"
+    uci = tmp_path / "etc" / "config" / "printer-supervisor"
+    command = f"procd_set_param command {REAL_CTL} run --config {uci}"
     assert command in instance
+    assert not any(line.startswith("procd_set_param error") for line in instance)
     assert "procd_set_param stderr 1" in instance
     assert f"procd_set_param user {user}" in instance
     assert f"procd_set_param group {group}" in instance
@@ -393,11 +406,48 @@ def test_openwrt_acl_lets_the_service_user_reload_umdns_and_nothing_else() -> No
     assert defaults["UMDNS_DIR"] == "/etc/umdns"
 
 
-def test_init_script_refuses_to_run_as_root_when_its_user_is_missing(tmp_path: Path) -> None:
-    lines = run_init(tmp_path, user="no-such-user-here")
-    assert "procd_open_instance" not in lines
+def test_config_toml_wins_over_uci_where_both_exist(tmp_path: Path) -> None:
+    user = subprocess.check_output(["id", "-un"], text=True).strip()
+    toml = tmp_path / "etc" / "printer-supervisor" / "config.toml"
+    toml.parent.mkdir(parents=True)
+    toml.write_text("")
+    lines = run_init(tmp_path, user=user)  # the UCI file exists too
+    assert f"procd_set_param command {REAL_CTL} run --config {toml}" in lines
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
+@pytest.mark.parametrize(("case", "reason"), [
+    ("user", "user no-such-user-here is missing"),
+    ("binary", "is missing: install the printer-supervisor package"),
+    ("group", "group no-such-group-here is missing"),
+    ("config", "no configuration: "),
+    ("dirs", "cannot prepare "),
+])
+def test_a_failed_check_registers_an_instance_with_its_error(
+        tmp_path: Path, case: str, reason: str, shell: tuple[str, ...]) -> None:
+    """procd does not start an instance that carries an error, and lists it under "errors"
+    (`ubus call service list`): the failure is visible, not "active with no instances"."""
+    need_shell(shell)
+    user = subprocess.check_output(["id", "-un"], text=True).strip()
+    prog, group = str(REAL_CTL), ""
+    if case == "user":
+        user = "no-such-user-here"
+    elif case == "binary":
+        prog = str(tmp_path / "no-such-supervisorctl")
+    elif case == "group":
+        group = "no-such-group-here"
+    elif case == "dirs":
+        (tmp_path / "run").write_text("a file where a directory must be")
+    lines = run_init(tmp_path, user=user, config=None if case == "config" else "uci",
+                     prog=prog, group=group, shell=shell)
+    start = lines.index("procd_open_instance")
+    end = lines.index("procd_close_instance")
+    instance = lines[start + 1:end]
+    assert len(instance) == 1 and instance[0].startswith("procd_set_param error ")
+    assert reason in instance[0]
+    assert not any(line.startswith("procd_set_param command") for line in lines)
     assert "start_service returned 1" in lines
-    assert any(line.startswith("logger ") and "no-such-user-here" in line for line in lines)
+    assert any(line.startswith("logger ") and reason in line for line in lines)
 
 
 # -- the OpenWrt default config ------------------------------------------------------------------
@@ -410,13 +460,17 @@ def test_openwrt_config_is_valid_and_matches_the_init_script() -> None:
     assert daemon.log_file is not None and str(daemon.log_file.parent) == defaults["LOG_DIR"]
     assert str(daemon.state_dir) == defaults["STATE_DIR"]
     assert not str(daemon.state_dir).startswith(("/var/", "/tmp/"))  # on flash: survives reboot
-    assert defaults["CONFIG"] == "/etc/printer-supervisor/config.toml"
+    assert defaults["CONFIG_TOML"] == "/etc/printer-supervisor/config.toml"
+    assert defaults["CONFIG_UCI"] == "/etc/config/printer-supervisor"
+    uci = load_settings(OPENWRT_UCI, required=True)
+    assert uci.daemon == daemon and uci.printers == () and uci.warnings == ()
     for shim in (USB_SHIM, USBMISC_SHIM):
         assert f"${{PRINTER_SUPERVISOR_CTL:-{defaults['PROG']}}}" in shim.read_text("utf-8")
 
 
 def run_defaults() -> dict[str, str]:
-    names = ("PROG", "CONFIG", "RUN_DIR", "LOG_DIR", "STATE_DIR", "UMDNS_DIR")
+    names = ("PROG", "CONFIG_TOML", "CONFIG_UCI", "RUN_DIR", "LOG_DIR", "STATE_DIR",
+             "UMDNS_DIR")
     out = subprocess.run(["/bin/sh", "-c", '. "$0"; ' + "; ".join(
         f'echo "{n}=${n}"' for n in names), str(INIT)], capture_output=True, text=True,
         timeout=30, check=True).stdout
