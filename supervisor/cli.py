@@ -97,14 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser(
         "migrate-p910nd", help="turn p910nd's UCI configuration into [[printer]] entries",
         description="Read OpenWrt's p910nd configuration (UCI) and print the equivalent "
-                    "printer-supervisor TOML: one [[printer]] per `config p910nd` section "
+                    "printer-supervisor configuration, as TOML or (--format uci) as "
+                    "/etc/config/printer-supervisor: one printer per `config p910nd` section "
                     "(disabled ones commented out). Each option that cannot be carried over "
                     "is reported on stderr with its section. Exits 0 when converted, 2 when "
                     "the file cannot be read or has no p910nd sections.")
     migrate.add_argument("path", nargs="?", metavar="PATH", default="/etc/config/p910nd",
                          help="p910nd's UCI file (default: /etc/config/p910nd)")
     migrate.add_argument("-o", "--output", metavar="FILE",
-                         help="write the TOML to FILE instead of stdout")
+                         help="write the configuration to FILE instead of stdout")
+    migrate.add_argument("--format", choices=["toml", "uci"], default="toml",
+                         help="toml (config.toml) or uci (/etc/config/printer-supervisor, "
+                              "OpenWrt's form); default toml")
     migrate.add_argument("--force", action="store_true",
                          help="with -o: overwrite FILE if it exists")
     migrate.set_defaults(handler=cmd_migrate_p910nd)
@@ -362,7 +366,7 @@ def _log_not_readable(exc: PermissionError) -> int:
 
 # -- migrate-p910nd ------------------------------------------------------------------------------
 def cmd_migrate_p910nd(args: argparse.Namespace) -> int:
-    from supervisor.migrate import UciError, parse_uci, to_toml
+    from supervisor.migrate import UciError, parse_uci, to_toml, to_uci
 
     try:
         with open(args.path, encoding="utf-8") as handle:
@@ -382,15 +386,16 @@ def cmd_migrate_p910nd(args: argparse.Namespace) -> int:
         print(f"supervisorctl migrate-p910nd: {args.path} has no `config p910nd` sections: "
               "nothing to convert. Is it p910nd's UCI file?", file=sys.stderr)
         return EXIT_USAGE
-    migration = to_toml(sections, source=str(args.path))
+    convert = to_uci if args.format == "uci" else to_toml
+    migration = convert(sections, source=str(args.path))
     for note in migration.notes:
         print(note, file=sys.stderr)
     if args.output is None:
-        sys.stdout.write(migration.toml)
+        sys.stdout.write(migration.text)
         return EXIT_OK
     try:
         with open(args.output, "w" if args.force else "x", encoding="utf-8") as handle:
-            handle.write(migration.toml)
+            handle.write(migration.text)
     except FileExistsError:
         print(f"supervisorctl migrate-p910nd: {args.output} exists; add --force to overwrite "
               "it, or name another file.", file=sys.stderr)

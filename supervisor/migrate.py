@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from supervisor.config import check_location, check_mdns_name
-from supervisor.uci import UciError, UciSection, parse_uci, uci_bool
+from supervisor.uci import UciError, UciSection, parse_uci, quote, uci_bool, valid_name
 
-__all__ = ["Migration", "UciError", "UciSection", "parse_uci", "to_toml"]
+__all__ = ["Migration", "UciError", "UciSection", "parse_uci", "to_toml", "to_uci"]
 
 DEFAULT_UCI_PATH: Final = "/etc/config/p910nd"
 PACKAGE: Final = "p910nd"
@@ -30,9 +30,10 @@ _CARRIED: Final = frozenset({"device", "port", "bidirectional", "bind", "enabled
 
 @dataclass(frozen=True)
 class Migration:
-    """The TOML to use, and what could not be carried over (each note names its section)."""
+    """The configuration to use (TOML or UCI), and what could not be carried over (each note
+    names its section)."""
 
-    toml: str
+    text: str
     notes: list[str]
 
 
@@ -68,12 +69,21 @@ class _Draft:
 
 def to_toml(sections: Sequence[UciSection], *, source: str = DEFAULT_UCI_PATH) -> Migration:
     """`[[printer]]` entries for the p910nd sections, and a note for all that was left behind."""
+    return _convert(sections, source, "toml")
+
+
+def to_uci(sections: Sequence[UciSection], *, source: str = DEFAULT_UCI_PATH) -> Migration:
+    """The same as /etc/config/printer-supervisor: `config printer` sections."""
+    return _convert(sections, source, "uci")
+
+
+def _convert(sections: Sequence[UciSection], source: str, form: str) -> Migration:
     drafts = [_draft(s) for s in sections if s.type == PACKAGE]
     _name(drafts)
     _settle_devices(drafts)
     _settle_ports(drafts)
     bind = _daemon_bind(drafts)
-    lines = _header(source, drafts) + _daemon_table(bind, drafts)
+    lines = _header(source, drafts) + _daemon_table(bind, drafts, form)
     notes: list[str] = []
     by_section = {id(d.section): d for d in drafts}
     for section in sections:
@@ -82,7 +92,7 @@ def to_toml(sections: Sequence[UciSection], *, source: str = DEFAULT_UCI_PATH) -
             notes.append(f"{section.ref} (line {section.line}): section type "
                          f"{section.type!r} ignored: p910nd reads only `config p910nd` sections")
             continue
-        lines += ["", *_entry(draft)]
+        lines += ["", *_entry(draft, form)]
         notes += draft.notes
     return Migration("\n".join(lines) + "\n", notes)
 
@@ -318,48 +328,69 @@ def _header(source: str, drafts: Sequence[_Draft]) -> list[str]:
     ]
 
 
-def _daemon_table(bind: str | None, drafts: Sequence[_Draft]) -> list[str]:
+def _daemon_table(bind: str | None, drafts: Sequence[_Draft], form: str) -> list[str]:
+    toml = form == "toml"
     lines = [
         "",
-        "[daemon]",
+        "[daemon]" if toml else "config daemon 'daemon'",
         "# p910nd served only the devices configured for it; so does this configuration.",
         "# true also serves any other USB printer, on the next free port from base_port.",
-        "auto = false",
+        "auto = false" if toml else "\toption auto '0'",
     ]
     if bind is not None:
         lines += ["# from p910nd's bind option, which every served section set the same way",
-                  f"bind = [{_toml_string(bind)}]"]
+                  f"bind = [{_toml_string(bind)}]" if toml else f"\tlist bind {quote(bind)}"]
     elif not any(d.bind for d in drafts):
         lines += ["# bind: p910nd listened on 0.0.0.0 only (IPv4); the default [\"::\"] "
                   "listens on IPv4 and IPv6"]
     return lines
 
 
-def _entry(draft: _Draft) -> list[str]:
+def _entry(draft: _Draft, form: str) -> list[str]:
     s = draft.section
     title = f"# {s.ref}, line {s.line}"
     if draft.blocked is not None:
         title += f": commented out because {draft.blocked}"
     elif not draft.enabled:
         title += ": disabled in p910nd (enabled is off); uncomment it to serve it"
-    body = ["[[printer]]", f"name = {_toml_string(draft.name)}"]
+    fields: list[tuple[str, str | int | bool]] = [("name", draft.name)]
     if draft.device is not None:
-        body.append(_key(draft, "device", _toml_string(draft.device)))
+        fields.append(("device", draft.device))
     if draft.port is not None:
-        body.append(_key(draft, "port", str(draft.port)))
-    body.append(_key(draft, "bidirectional", "true" if draft.bidirectional else "false"))
+        fields.append(("port", draft.port))
+    fields.append(("bidirectional", draft.bidirectional))
     if draft.mdns is not None:
-        body.append(_key(draft, "mdns", "true" if draft.mdns else "false"))
+        fields.append(("mdns", draft.mdns))
     if draft.mdns_name is not None:
-        body.append(_key(draft, "mdns_name", _toml_string(draft.mdns_name)))
+        fields.append(("mdns_name", draft.mdns_name))
     if draft.location is not None:
-        body.append(_key(draft, "location", _toml_string(draft.location)))
+        fields.append(("location", draft.location))
+    if form == "toml":
+        body = ["[[printer]]", *(_key(draft, key, _toml_value(value)) for key, value in fields)]
+    else:  # a uci section name takes no "-": such a name is an option instead
+        named = valid_name(draft.name)
+        body = ["config printer" + (f" {quote(draft.name)}" if named else "")]
+        body += [_key(draft, key, _uci_value(value), uci=True) for key, value in fields
+                 if not (key == "name" and named)]
     return [title, *(body if draft.active else [f"#{line}" for line in body])]
 
 
-def _key(draft: _Draft, key: str, value: str) -> str:
+def _key(draft: _Draft, key: str, value: str, *, uci: bool = False) -> str:
     comment = draft.comments.get(key)
-    return f"{key} = {value}" + (f"  # {comment}" if comment else "")
+    line = f"\toption {key} {value}" if uci else f"{key} = {value}"
+    return line + (f"  # {comment}" if comment else "")
+
+
+def _toml_value(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int) else _toml_string(value)
+
+
+def _uci_value(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "'1'" if value else "'0'"
+    return quote(str(value))
 
 
 def _toml_string(value: str) -> str:

@@ -9,7 +9,8 @@ import pytest
 
 from supervisor.cli import main
 from supervisor.config import Settings, parse_settings
-from supervisor.migrate import UciError, UciSection, parse_uci, to_toml
+from supervisor.migrate import UciError, UciSection, parse_uci, to_toml, to_uci
+from supervisor.uciconfig import parse_uci_settings
 
 # The file OpenWrt's packages feed installs (net/p910nd/files/p910nd.config)...
 OPENWRT_DEFAULT = """\
@@ -40,7 +41,7 @@ def uncommented(toml: str) -> str:
 
 def convert(text: str) -> tuple[Settings, list[str], str]:
     migration = to_toml(parse_uci(text))
-    return parse_settings(migration.toml), migration.notes, migration.toml
+    return parse_settings(migration.text), migration.notes, migration.text
 
 
 # -- UCI syntax ----------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ def test_other_sections_are_noted_in_file_order() -> None:
     migration = to_toml(parse_uci("config p910nd\n\toption enabled 0\nconfig dummy 'x'\n"),
                         source="/tmp/p910nd")
 
-    assert migration.toml.startswith("# printer-supervisor configuration converted from "
+    assert migration.text.startswith("# printer-supervisor configuration converted from "
                                      "/tmp/p910nd\n")
     assert [n.split(":")[0] for n in migration.notes] == [
         "p910nd.@p910nd[0] (line 1)", "p910nd.x (line 3)"]
@@ -294,7 +295,7 @@ def test_other_sections_are_noted_in_file_order() -> None:
 def test_to_toml_takes_sections_built_by_hand() -> None:
     section = UciSection("p910nd", "desk", 0, 1, {"device": "/dev/usb/lp4", "port": "4",
                                                   "enabled": "1"})
-    [printer] = parse_settings(to_toml([section]).toml).printers
+    [printer] = parse_settings(to_toml([section]).text).printers
     assert (printer.name, printer.port) == ("desk", 9104)
 
 
@@ -373,3 +374,47 @@ def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
 def test_section_names_uci_would_refuse_are_refused(name: str) -> None:
     with pytest.raises(UciError, match="only A-Z"):
         parse_uci(f"config p910nd {name}\n\toption device '/dev/usb/lp0'\n")
+
+
+P910ND_FULL = """\
+config p910nd
+\toption device '/dev/usb/lp0'
+\toption port 0
+\toption bidirectional 1
+\toption enabled 1
+\toption bind '192.168.1.1'
+\toption mdns 1
+\toption mdns_ty 'HP LaserJet 1018'
+\toption mdns_note 'it'\\''s upstairs'
+
+config p910nd 'office_b'
+\toption device '/dev/usb/lp1'
+\toption port 1
+\toption enabled 0
+\toption bind '192.168.1.1'
+"""
+
+
+@pytest.mark.parametrize("text", [TWO_ENABLED, P910ND_FULL], ids=["two", "full"])
+def test_uci_output_means_what_the_toml_output_means(text: str) -> None:
+    sections = parse_uci(text)
+    as_toml, as_uci = to_toml(sections), to_uci(sections)
+    assert as_uci.notes == as_toml.notes
+    assert parse_uci_settings(as_uci.text) == parse_settings(as_toml.text)
+    # Commented-out entries too, once uncommented (the same `#` convention in both forms).
+    assert (parse_uci_settings(uncommented(as_uci.text))
+            == parse_settings(uncommented(as_toml.text)))
+
+
+def test_migrate_writes_uci_with_format_uci(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    source, out = tmp_path / "p910nd", tmp_path / "printer-supervisor"
+    source.write_text(P910ND_FULL, encoding="utf-8")
+    assert main(["migrate-p910nd", str(source), "--format", "uci", "-o", str(out)]) == 0
+    written = out.read_text(encoding="utf-8")
+    assert written.splitlines()[0].startswith("# printer-supervisor configuration converted")
+    assert "config printer 'p910nd_0'" not in written  # names with "-" become an option
+    assert "\toption name 'p910nd-0'" in written
+    assert "\toption mdns_name 'HP LaserJet 1018'" in written
+    assert main(["check-config", str(out)]) == 0
+    capsys.readouterr()
