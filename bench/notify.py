@@ -1,8 +1,8 @@
 """`supervisorctl notify` against a bare interpreter: wall time per run, and an import profile.
 
-notify runs as the OpenWrt hotplug shims run it: no --socket (the control socket comes from the
-configuration file: OpenWrt's example, pointed at the bench's service), the event from the
-environment (hotplug-call's variables and PATH only)."""
+notify runs as the OpenWrt hotplug shim runs it: no --socket (the control socket comes from the
+configuration file: the OpenWrt package's UCI file, pointed at the bench's service), the event
+from the environment (hotplug-call's variables and PATH only)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from supervisor.cli import EXIT_NOT_RUNNING, EXIT_OK
 HOTPLUG_ENV: Final = {"ACTION": "change", "DEVPATH": "/devices/x", "SUBSYSTEM": "usb",
                       "DEVTYPE": "usb_device", "SEQNUM": "4711",
                       "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-OPENWRT_CONFIG: Final = ROOT / "units" / "openwrt" / "config.toml"
+OPENWRT_CONFIG: Final = ROOT / "units" / "openwrt" / "printer-supervisor.config"  # UCI
 COMMAND_TIMEOUT_S: Final = 10.0
 IMPORTTIME_RUNS: Final = 5
 _IMPORTTIME_LINE: Final = re.compile(r"import time:\s+\d+ \|\s+(?P<cum>\d+) \| (?P<pad> *)"
@@ -93,11 +93,13 @@ def import_profile(python: str, notify: Sequence[str],
 
 
 def shim_config(root: Path, socket: Path) -> Path:
-    """OpenWrt's example configuration (3 KB, mostly comments), naming the bench's socket."""
+    """The OpenWrt package's configuration (UCI, 3 KB, half comments), naming the bench's
+    socket: what the shim's notify reads on a router."""
     text = OPENWRT_CONFIG.read_text(encoding="utf-8")
-    line = next(line for line in text.splitlines() if line.startswith("control_socket = "))
-    path = root / "openwrt-config.toml"
-    path.write_text(text.replace(line, f'control_socket = "{socket}"'), encoding="utf-8")
+    line = next(line for line in text.splitlines()
+                if line.strip().startswith("option control_socket "))
+    path = root / "printer-supervisor"
+    path.write_text(text.replace(line, f"\toption control_socket '{socket}'"), encoding="utf-8")
     return path
 
 

@@ -251,8 +251,8 @@ def render_plugs(plug: dict[str, Any]) -> list[str]:
 
 def render_notify(notify: dict[str, Any]) -> list[str]:
     width = 42
-    lines = [f"supervisorctl notify as the hotplug shims run it (no --socket: the socket from "
-             f"OpenWrt's example config; the event from the environment) vs python -c pass "
+    lines = [f"supervisorctl notify as the hotplug shim runs it (no --socket: the socket from "
+             f"OpenWrt's UCI config; the event from the environment) vs python -c pass "
              f"(same interpreter, .venv/bin/python): {notify['runs']} runs each as processes, "
              "alternating; wall ms per run",
              "",

@@ -65,9 +65,10 @@ def _is_uci(text: bytes) -> bool:
 
 
 def _control_socket_uci(text: bytes) -> object:
-    if b"control_socket" not in text:
-        return None
-    from supervisor.uci import UciError, parse_uci  # only when the file names a socket
+    found = control_socket_uci_line(text)
+    if not isinstance(found, _Unsure):
+        return found
+    from supervisor.uci import UciError, parse_uci  # only when the line reader is unsure
 
     try:
         sections = parse_uci(text.decode("utf-8"))
@@ -77,8 +78,42 @@ def _control_socket_uci(text: bytes) -> object:
     return daemon.options.get("control_socket") if daemon is not None else None
 
 
+def control_socket_uci_line(text: bytes) -> str | _Unsure | None:
+    """The UCI form's `option control_socket` when one plain line in `config daemon` says
+    it, None when the file never names it, else UNSURE (the UCI parser decides)."""
+    if b"control_socket" not in text:
+        return None
+    section, found = None, []
+    for raw in text.split(b"\n"):
+        words = raw.split()
+        if not words or words[0].startswith(b"#"):
+            continue
+        if words[0] in (b"config", b"c"):
+            section = words[1] if len(words) > 1 else b""
+            continue
+        if b"control_socket" not in raw:
+            continue
+        key, _, rest = raw.strip().replace(b"\t", b" ").partition(b" ")
+        name, _, value = rest.strip().partition(b" ")
+        plain = _plain_string(value.strip()) if value.strip()[:1] in (b"'", b'"') else (
+            value.strip() if value.strip() and not any(c in value for c in b"\\'\";#")
+            else None)
+        if section != b"daemon" or key not in (b"option", b"o") or name != b"control_socket" \
+                or plain is None or b";" in raw:
+            return UNSURE
+        found.append(plain)
+    if not found:
+        return None  # only in comments
+    if len(found) != 1:
+        return UNSURE
+    try:
+        return found[0].decode("utf-8")
+    except UnicodeDecodeError:
+        return UNSURE
+
+
 class _Unsure:
-    """The file says something the line reader does not vouch for: tomllib decides."""
+    """The file says something the line reader does not vouch for: the full parser decides."""
 
 
 UNSURE = _Unsure()

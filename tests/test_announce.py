@@ -82,7 +82,7 @@ def test_uuid_is_stable_per_identity_and_absent_without_a_serial() -> None:
 
 @pytest.mark.parametrize("name", ["03f0:4117:CNB1234567", "04f9:0054:É-серийный", ""])
 def test_uuid5_is_the_standard_one(name: str) -> None:
-    assert uuid5(UUID_NAMESPACE, name) == uuid.uuid5(UUID_NAMESPACE, name)
+    assert uuid5(UUID_NAMESPACE, name) == str(uuid.uuid5(uuid.UUID(bytes=UUID_NAMESPACE), name))
 
 
 def test_default_name_is_the_model_at_the_host() -> None:

@@ -12,6 +12,7 @@ from test_config import SPEC_EXAMPLE
 from supervisor import client, config
 from supervisor.cli import main
 from supervisor.config import ConfigError, load_settings, parse_settings
+from supervisor.uci import parse_uci
 from supervisor.uciconfig import parse_uci_settings, settings_to_uci
 from supervisor.virtual import VirtualPrinter
 
@@ -196,3 +197,26 @@ def test_load_settings_reads_either_form(tmp_path: Path) -> None:
     uci.write_text("# comment\n\nconfig daemon\n\toption base_port 9300\n")
     toml.write_text("[daemon]\nbase_port = 9300\n")
     assert load_settings(uci, required=True).daemon == load_settings(toml, required=True).daemon
+
+
+@pytest.mark.parametrize("text", [
+    "config daemon 'daemon'\n\toption control_socket '/var/run/x.sock'\n",
+    'config daemon\n\toption control_socket "/a b.sock"  # the socket\n',
+    "config daemon\n\toption\tcontrol_socket\t/bare.sock\n",
+    "# control_socket in a comment\nconfig daemon\n\toption log_file off\n",
+])
+def test_the_socket_line_reader_agrees_with_the_uci_parser(text: str) -> None:
+    [daemon] = parse_uci(text)
+    assert client.control_socket_uci_line(text.encode()) == daemon.options.get("control_socket")
+
+
+@pytest.mark.parametrize("text", [
+    "config printer 'x'\n\toption control_socket '/no'\n",
+    "config daemon\n\toption control_socket 'it'\\''s'\n",
+    'config daemon\n\toption control_socket "/a\\\\b"\n',
+    "config daemon\n\tlist control_socket /x\n",
+    "config daemon\n\toption control_socket /a; option control_socket /b\n",
+    "config daemon\n\toption control_socket /a\n\toption control_socket /b\n",
+])
+def test_anything_else_goes_to_the_uci_parser(text: str) -> None:
+    assert client.control_socket_uci_line(text.encode()) is client.UNSURE
