@@ -18,6 +18,7 @@ from discovery import render_discovery
 from hotplug import PlugResult
 from notify import IMPORTTIME_RUNS, NotifyResult
 from procs import ROOT, TICK_S
+from router import render_router
 from smalljobs import render_small_jobs
 from throughput import GIB, MB, SERVERS, Job, SinkResult
 
@@ -287,6 +288,7 @@ class Report:
     notify: dict[str, Any] | None = None
     discovery: dict[str, Any] | None = None
     small_jobs: dict[str, Any] | None = None
+    router: dict[str, Any] | None = None
 
     @property
     def all_met(self) -> bool:
@@ -306,6 +308,8 @@ def render(report: Report, args: argparse.Namespace) -> str:
         lines += ["", *render_plugs(report.plug)]
     if report.notify is not None:
         lines += ["", *render_notify(report.notify)]
+    if report.router is not None:
+        lines += ["", *render_router(report.router)]
     if report.discovery is not None:
         lines += ["", *render_discovery(report.discovery, _yes)]
     lines += ["", f"all targets met ({', '.join(report.sections)}): {_yes(report.all_met)}"]
@@ -329,5 +333,7 @@ def write_json(path: Path, report: Report, args: argparse.Namespace) -> None:
         document["notify"] = report.notify
     if report.discovery is not None:
         document["discovery"] = report.discovery
+    if report.router is not None:
+        document["router"] = report.router
     document["all_met"] = report.all_met  # every target of the sections run
     path.write_text(json.dumps(document, indent=2) + "\n")

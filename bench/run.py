@@ -25,11 +25,12 @@ from report import (
     summarize_plugs,
     write_json,
 )
+from router import bench_router
 from smalljobs import bench_small_jobs
 from smalljobs import client_role as small_job_client
 from throughput import CHILD_ROLES, SINKS, bench_sink, preflight
 
-SECTIONS: Final = ("throughput", "smalljobs", "latency", "notify", "discovery")
+SECTIONS: Final = ("throughput", "smalljobs", "latency", "notify", "router", "discovery")
 ROLES: Final = {**CHILD_ROLES, "_smalljobs": small_job_client}
 
 
@@ -80,6 +81,8 @@ def run_sections(args: argparse.Namespace) -> Report:
         report.plug = summarize_plugs(bench_plug_latency(args.plugs))
     if "notify" in args.sections:
         report.notify = summarize_notify(bench_notify(args.notify_runs))
+    if "router" in args.sections:
+        report.router = bench_router()
     if "discovery" in args.sections:
         report.discovery = bench_discovery(args.discovery_plugs)
     return report
