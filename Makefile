@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench lint clean
+MAN_PAGES := man/supervisorctl.1 man/printer-supervisor.conf.5 man/printer-supervisor.8
+
+.PHONY: test demo bench lint clean man
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,13 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+
+# The reference pages: reStructuredText rendered to roff by docutils' manpage writer. The roff
+# is committed (installing needs no docutils); a test renders again and compares.
+man: $(MAN_PAGES)
+
+man/%: man/%.rst $(STAMP)
+	$(BIN)/python -m docutils --writer=manpage --halt=warning $< $@
 
 lint: $(STAMP)
 	$(BIN)/ruff check supervisor tests bench

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from harness import require_peer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +33,9 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_outside_the_checkout(tmp_path
     names = zipfile.ZipFile(wheel).namelist()
     assert "supervisor/py.typed" in names
     assert not [n for n in names if n.startswith("tests/")]
+    pages = sorted(n.split("/data/", 1)[1] for n in names if "/data/share/man/" in n)
+    assert pages == ["share/man/man1/supervisorctl.1", "share/man/man5/printer-supervisor.conf.5",
+                     "share/man/man8/printer-supervisor.8"]
 
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
@@ -49,3 +54,9 @@ def test_wheel_installs_into_a_fresh_venv_and_runs_outside_the_checkout(tmp_path
     assert imported.startswith(str(venv))
     demo = run(ctl, "demo", cwd=elsewhere).stdout
     assert "all steps worked" in demo
+    # The pages are installed with it: `man` finds them in the environment's share/man.
+    man = require_peer("man", "man-db")
+    page = subprocess.run([man, "-M", str(venv / "share" / "man"), "1", "supervisorctl"],
+                          capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "MANPAGER": "cat", "MANWIDTH": "80"})
+    assert page.returncode == 0 and "migrate-p910nd" in page.stdout, page.stderr
