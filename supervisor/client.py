@@ -102,14 +102,7 @@ def control_socket_uci_line(text: bytes) -> str | _Unsure | None:
                 or plain is None or b";" in raw:
             return UNSURE
         found.append(plain)
-    if not found:
-        return None  # only in comments
-    if len(found) != 1:
-        return UNSURE
-    try:
-        return found[0].decode("utf-8")
-    except UnicodeDecodeError:
-        return UNSURE
+    return _only(found)
 
 
 class _Unsure:
@@ -143,6 +136,13 @@ def control_socket_line(text: bytes) -> str | _Unsure | None:
         if table != b"[daemon]" or key.strip() != b"control_socket" or value is None:
             return UNSURE
         found.append(value)
+    return _only(found)
+
+
+def _only(found: list[bytes]) -> str | _Unsure | None:
+    """What the lines said: nothing (the word was only in comments), one value, or UNSURE."""
+    if not found:
+        return None
     if len(found) != 1:
         return UNSURE
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from harness import ServiceThread
 
-from supervisor.virtual import VirtualPrinter
+from supervisor.virtual import FakeSysfs, VirtualPrinter, VirtualUsbPrinter
 
 
 @pytest.fixture
@@ -29,6 +29,27 @@ def make_printer(tmp_path: Path) -> Iterator[Callable[..., VirtualPrinter]]:
 @pytest.fixture
 def printer(make_printer: Callable[..., VirtualPrinter]) -> VirtualPrinter:
     return make_printer()
+
+
+@pytest.fixture
+def sysfs(tmp_path: Path) -> FakeSysfs:
+    """A fake /sys under tmp_path/sys (the services of these tests look there)."""
+    return FakeSysfs(tmp_path / "sys")
+
+
+@pytest.fixture
+def make_usb(tmp_path: Path, sysfs: FakeSysfs) -> Iterator[Callable[..., VirtualUsbPrinter]]:
+    """Virtual USB printers (sysfs entries, a pty node) in the fake trees; closed after."""
+    made: list[VirtualUsbPrinter] = []
+
+    def make(**kwargs: object) -> VirtualUsbPrinter:
+        printer = VirtualUsbPrinter(sysfs, tmp_path / "dev", **kwargs)  # type: ignore[arg-type]
+        made.append(printer)
+        return printer
+
+    yield make
+    for printer in made:
+        printer.close()
 
 
 @pytest.fixture

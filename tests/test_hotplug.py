@@ -6,7 +6,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,23 +21,6 @@ StartService = Callable[..., ServiceThread]
 MakeUsb = Callable[..., VirtualUsbPrinter]
 
 
-@pytest.fixture
-def sysfs(tmp_path: Path) -> FakeSysfs:
-    return FakeSysfs(tmp_path / "sys")
-
-
-@pytest.fixture
-def make_usb(tmp_path: Path, sysfs: FakeSysfs) -> Iterator[MakeUsb]:
-    made: list[VirtualUsbPrinter] = []
-
-    def make(**kwargs: object) -> VirtualUsbPrinter:
-        printer = VirtualUsbPrinter(sysfs, tmp_path / "dev", **kwargs)  # type: ignore[arg-type]
-        made.append(printer)
-        return printer
-
-    yield make
-    for printer in made:
-        printer.close()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from harness import ServiceThread, free_port, send_job, wait_until
 from supervisor.core.announce import Announcement, Subject, printer_uuid
 from supervisor.publish import announcer
 from supervisor.publish.umdns import service_id
-from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
+from supervisor.virtual import VirtualUsbPrinter
 
 StartService = Callable[..., ServiceThread]
 HOST = socket.gethostname()
@@ -72,23 +72,6 @@ def ubus(tmp_path: Path, umdns_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Ub
     return stand_in
 
 
-@pytest.fixture
-def sysfs(tmp_path: Path) -> FakeSysfs:
-    return FakeSysfs(tmp_path / "sys")
-
-
-@pytest.fixture
-def make_usb(tmp_path: Path, sysfs: FakeSysfs) -> Iterator[Callable[..., VirtualUsbPrinter]]:
-    made: list[VirtualUsbPrinter] = []
-
-    def make(**kwargs: object) -> VirtualUsbPrinter:
-        printer = VirtualUsbPrinter(sysfs, tmp_path / "dev", **kwargs)  # type: ignore[arg-type]
-        made.append(printer)
-        return printer
-
-    yield make
-    for printer in made:
-        printer.close()
 
 
 def start(start_service: StartService, umdns_dir: Path, printers: list[dict[str, object]],
