@@ -55,12 +55,13 @@ def free_base_port(count: int = 8) -> int:
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(20000, 32000 - count)
-        if all(_bindable(base + n) for n in range(count)):
+        if all(port_is_free(base + n) for n in range(count)):
             return base
     pytest.fail("no block of free ports below 32000")
 
 
-def _bindable(port: int) -> bool:
+def port_is_free(port: int) -> bool:
+    """Whether a listener could bind `port` on 127.0.0.1 now."""
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))

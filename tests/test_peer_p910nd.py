@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from harness import ServiceThread, free_port, require_peer, send_job, wait_until
+from harness import ServiceThread, free_port, port_is_free, require_peer, send_job, wait_until
 
 from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, VirtualPrinter
 
@@ -22,20 +21,11 @@ JOBS = {
 }
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 @pytest.fixture
 def p910nd(make_printer: Callable[..., VirtualPrinter]) -> Iterator[tuple[int, VirtualPrinter]]:
     """p910nd -b on its own virtual printer: (port, printer)."""
     binary = require_peer("p910nd", "p910nd")
-    digit = next((n for n in range(10) if _port_is_free(9100 + n)), None)
+    digit = next((n for n in range(10) if port_is_free(9100 + n)), None)
     if digit is None:
         pytest.fail("ports 9100-9109 are all taken; p910nd can only use those")
     printer = make_printer("usb/lp9")
@@ -45,7 +35,7 @@ def p910nd(make_printer: Callable[..., VirtualPrinter]) -> Iterator[tuple[int, V
     proc = subprocess.Popen([binary, "-d", "-b", "-f", str(printer.path), "-i", "127.0.0.1",
                              str(digit)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: proc.poll() is not None or not _port_is_free(9100 + digit),
+        wait_until(lambda: proc.poll() is not None or not port_is_free(9100 + digit),
                    what="p910nd to listen")
         assert proc.poll() is None, "p910nd exited at start"
         yield 9100 + digit, printer
