@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -18,11 +19,18 @@ from supervisor.core.announce import Subject, loopback_only
 from supervisor.core.catalog import load_catalog
 from supervisor.core.devices import Snapshot
 from supervisor.core.events import EventError, parse_event
+from supervisor.core.exposition import render
 from supervisor.core.machine import build_machine
+from supervisor.core.metrics import ProcessView, ServiceCounters, families
+from supervisor.core.page import render_page
 from supervisor.core.registry import Gone, Present, Registry, Update
 from supervisor.core.status import DaemonStatus, PrinterStatus, status_document, status_line
+from supervisor.observe.logs import recent_events
+from supervisor.observe.process import cpu_seconds, rss_bytes
 from supervisor.observe.systemd import Notifier
 from supervisor.publish.announcer import Announcer
+from supervisor.publish.httpd import StatusServer
+from supervisor.publish.metricsfile import MetricsFile
 from supervisor.publish.umdns import UMDNS_DIR
 from supervisor.runtime import PrinterRuntime
 from supervisor.sources.control import ControlServer, RequestError
@@ -42,7 +50,7 @@ log = structlog.get_logger("supervisor")
 MonitorOpener = Callable[[str], Any]
 #: Daemon settings a reload cannot change in a running service: they need a restart.
 RESTART_ONLY: Final = ("control_socket", "log_file", "log_max_bytes", "state_dir",
-                       "event_source", "sysfs", "devfs")
+                       "event_source", "sysfs", "devfs", "metrics_file", "http_listen")
 
 
 class StartupError(Exception):
@@ -64,13 +72,26 @@ class Service:
         self._rescan_wanted = asyncio.Event()
         self._incomplete: dict[str, float] = {}  # port path → first seen without its node
         self._started = time.monotonic()
+        self._started_at = time.time()
         self._memory = dict(self.registry.remembered)
         self._reload_wanted = asyncio.Event()
         self._changing = asyncio.Lock()  # one reconcile or reload at a time
         self._leaving: set[asyncio.Task[None]] = set()  # printers a reload is stopping
-        self.reconciles = 0
+        self.counters = ServiceCounters()
         self.announcer = Announcer(settings.daemon, self._mdns_subjects, umdns_dir=umdns_dir)
         self._status_pending = False
+        self._errors: dict[str, str] = {}  # daemon-level problems that still hold, by source
+        self.metrics_file = (MetricsFile(settings.daemon.metrics_file, self.metrics_text,
+                                         on_error=self._error_setter("metrics_file"))
+                             if settings.daemon.metrics_file else None)
+        address = settings.daemon.http_address
+        self.http = (StatusServer(address, self, allow=lambda: self.settings.daemon.http_allow,
+                                  on_error=self._error_setter("http"))
+                     if address else None)
+
+    @property
+    def reconciles(self) -> int:
+        return self.counters.reconciles
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event, *, grace_s: float = SHUTDOWN_GRACE_S) -> None:
@@ -101,6 +122,10 @@ class Service:
             self.notifier.ready()
             self._status_changed()
             self.announcer.start()
+            if self.http is not None:
+                self.http.start()
+            if self.metrics_file is not None:
+                self.metrics_file.start()
             background = [asyncio.create_task(self._rescan_loop(), name="rescan"),
                           asyncio.create_task(self._reload_loop(grace_s), name="reload")]
             if self.notifier.watchdog_interval_s:
@@ -119,10 +144,14 @@ class Service:
                 for task in stuck:  # a bug: say so, and do not let it hold up the shutdown
                     log.error("task_did_not_stop", task=task.get_name())
             await self.announcer.close()  # withdrawn as the listeners close, not after jobs
+            if self.http is not None:
+                await self.http.close()
             # Printers a cut-short reload was stopping finish within the same grace.
             await asyncio.gather(*(p.shutdown(grace_s) for p in self.printers.values()),
                                  *self._leaving)
             await control.close()
+            if self.metrics_file is not None:
+                await self.metrics_file.close()
             for runtime in self.printers.values():
                 self._machine.remove_model(runtime.model)
 
@@ -147,7 +176,8 @@ class Service:
         runtime = PrinterRuntime(self.registry.entries[name], bind=daemon.bind,
                                  firmware_dirs=daemon.firmware_dirs, catalog=self._catalog,
                                  rescan=self._rescan_wanted.set,
-                                 on_change=self._status_changed, after=after)
+                                 on_change=self._status_changed,
+                                 counters=self.counters.printer(name), after=after)
         self._machine.add_model(runtime.model)
         self.printers[name] = runtime
         return runtime
@@ -158,15 +188,23 @@ class Service:
         try:
             event = parse_event(env, self.settings.daemon.devfs)
         except EventError as exc:
+            self._count_hotplug(origin, "invalid")
             if origin == "notify":
                 raise
             log.warning("hotplug_invalid", source=origin, error=str(exc))
             return
         if not event.relevant:
+            self._count_hotplug(origin, "ignored")
             log.debug("hotplug_ignored", source=origin, **event.describe())
             return
+        self._count_hotplug(origin, "relevant")
         log.info("hotplug_received", source=origin, **event.describe())
         self._rescan_wanted.set()
+
+    def _count_hotplug(self, origin: str, relevance: str) -> None:
+        key = (origin, relevance)
+        self.counters.hotplug[key] = self.counters.hotplug.get(key, 0) + 1
+        self._metrics_changed()
 
     async def _rescan_loop(self) -> None:
         while True:
@@ -192,7 +230,8 @@ class Service:
     async def _reconcile_now(self) -> None:
         """Scan the device tree and act on the difference: the one place printers change."""
         snapshot = await asyncio.to_thread(self._scan)
-        self.reconciles += 1
+        self.counters.reconciles += 1
+        self._metrics_changed()
         for decision in self.registry.reconcile(snapshot):
             runtime = self.printers.get(decision.name) or self._add_runtime(decision.name)
             try:
@@ -251,6 +290,7 @@ class Service:
             try:
                 await self.reload(grace_s)
             except Exception as exc:  # the old configuration stays in force
+                self._count_reload("failed")
                 log.exception("config_reloaded", ok=False, error=repr(exc))
             finally:
                 self.notifier.ready()
@@ -260,12 +300,14 @@ class Service:
         serving untouched, even mid-job. A broken file changes nothing."""
         source = self.settings.source
         if source is None:
+            self._count_reload("failed")
             log.warning("config_reloaded", ok=False, error="started without a configuration "
                         "file: nothing to re-read")
             return None
         try:
             new = load_settings(source, required=True)
         except ConfigError as exc:
+            self._count_reload("failed")
             log.error("config_reloaded", ok=False, error=str(exc),
                       action="the running configuration stays in force")
             return None
@@ -298,6 +340,7 @@ class Service:
             self._machine.remove_model(runtime.model)
         for warning in new.warnings:
             log.warning("config_warning", warning=warning)
+        self._count_reload("ok")
         log.info("config_reloaded", ok=True, added=list(update.added),
                  removed=list(update.removed), changed=list(update.changed),
                  unchanged=list(update.unchanged), needs_restart=ignored or None)
@@ -324,6 +367,37 @@ class Service:
         if self.notifier.active:
             self.notifier.status(status_line([p.status() for p in self.printers.values()]))
         self.announcer.changed()
+        self._metrics_changed()
+
+    # -- metrics and the status page ---------------------------------------------------------
+    def _metrics_changed(self) -> None:
+        if self.metrics_file is not None:
+            self.metrics_file.changed()
+
+    def _count_reload(self, result: str) -> None:
+        self.counters.reloads[result] += 1
+        self._metrics_changed()
+
+    def _error_setter(self, source: str) -> Callable[[str | None], None]:
+        def set_error(error: str | None) -> None:
+            if error is None:
+                self._errors.pop(source, None)
+            else:
+                self._errors[source] = error
+        return set_error
+
+    def metrics_text(self) -> str:
+        """The Prometheus exposition of everything (the textfile and /metrics)."""
+        uptime = time.monotonic() - self._started
+        process = ProcessView(version=__version__,
+                              python="{}.{}.{}".format(*sys.version_info[:3]),
+                              start_time_s=self._started_at, uptime_s=uptime,
+                              rss_bytes=rss_bytes(), cpu_s=cpu_seconds())
+        views = [runtime.metrics_view() for runtime in self.printers.values()]
+        return render(families(views, self.counters, process))
+
+    def status_page(self, host: str) -> str:
+        return render_page(self.status(), recent_events(), host)
 
     def _mdns_subjects(self) -> list[Subject]:
         """The printers to announce now: listening, and listening beyond loopback."""
@@ -357,7 +431,11 @@ class Service:
         daemon = DaemonStatus(version=__version__, pid=os.getpid(),
                               event_source=self.settings.daemon.event_source,
                               uptime_s=round(time.monotonic() - self._started, 1),
-                              mdns=self.announcer.state)
+                              mdns=self.announcer.state,
+                              http=self.http.shown if self.http and self.http.listening else None,
+                              metrics_file=str(self.metrics_file.path) if self.metrics_file
+                              else None,
+                              error="; ".join(self._errors.values()) or None)
         names = self.announcer.names
         printers: list[PrinterStatus] = [p.status(names.get(p.name))
                                          for p in self.printers.values()]

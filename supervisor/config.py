@@ -53,6 +53,14 @@ class DaemonSettings:
     bind: tuple[str, ...] = ("::",)
     mdns: MdnsMode = "auto"  # announce ready printers over mDNS/DNS-SD, through which responder
     location: str | None = None  # where the printers are: the announcements' `note`
+    metrics_file: Path | None = None  # Prometheus textfile for node_exporter; None: not written
+    http_listen: str | None = None  # "ADDRESS:PORT" of the metrics and status page; None: off
+    http_allow: tuple[IPNetwork, ...] = ()  # who may use it (empty: everyone)
+
+    @property
+    def http_address(self) -> tuple[str, int] | None:
+        """`http_listen` split into address and port (validated at load)."""
+        return split_listen(self.http_listen) if self.http_listen else None
 
 
 @dataclass(frozen=True)
@@ -81,12 +89,34 @@ class PrinterSettings:
 
     def allows(self, address: str) -> bool:
         """Whether a client address may print here (an empty `allow` admits everyone)."""
-        if not self.allow:
-            return True
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        return any(ip in net for net in self.allow)
+        return allowed(self.allow, address)
+
+
+def allowed(networks: tuple[IPNetwork, ...], address: str) -> bool:
+    """Whether a client address is in one of `networks` (none listed admits everyone)."""
+    if not networks:
+        return True
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """`127.0.0.1:8631` or `[::]:8631` → (address, port); ValueError when it is neither."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not port.isascii():
+        raise ValueError("needs ADDRESS:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address):
+            raise ValueError("only an IPv6 address goes in brackets")
+    elif not isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address):
+        raise ValueError("an IPv6 address goes in brackets, e.g. [::]:8631")
+    number = int(port)
+    if not 1 <= number <= 65535:
+        raise ValueError(f"port {number} is not from 1 to 65535")
+    return host, number
 
 
 @dataclass(frozen=True)
@@ -283,6 +313,7 @@ class _Validator:
             if (p := self.printer(entry, i)) is not None
         )
         self.cross_check(printers)
+        self.check_http_port(daemon, printers)
         return Settings(daemon=daemon, printers=printers, source=source)
 
     def daemon(self, raw: dict[str, Any]) -> DaemonSettings:
@@ -310,7 +341,16 @@ class _Validator:
             bind=self._bind(get, d.bind),
             mdns=cast(MdnsMode, get.choice("mdns", d.mdns, MDNS_MODES)),
             location=get.optional_string("location", check=check_location),
+            metrics_file=_optional_path(get.optional_string("metrics_file",
+                                                            check=_check_metrics_file)),
+            http_listen=get.optional_string("http_listen", check=_check_listen),
+            http_allow=self._networks(get, "http_allow"),
         )
+
+    @staticmethod
+    def _networks(get: _Getter, key: str) -> tuple[IPNetwork, ...]:
+        return tuple(ipaddress.ip_network(s, strict=False)
+                     for s in get.strings(key, [], check=_check_network))
 
     def _bind(self, get: _Getter, default: tuple[str, ...]) -> tuple[str, ...]:
         bind = tuple(get.strings("bind", list(default), check=_check_address, non_empty=True))
@@ -350,10 +390,7 @@ class _Validator:
             port=port,
             bidirectional=get.boolean("bidirectional", d.bidirectional),
             firmware=get.string("firmware", d.firmware, check=_check_firmware),
-            allow=tuple(
-                ipaddress.ip_network(s, strict=False)
-                for s in get.strings("allow", [], check=_check_network)
-            ),
+            allow=self._networks(get, "allow"),
             idle_timeout=get.number("idle_timeout", d.idle_timeout, 0.001, 86400.0 * 365),
             max_clients=get.integer("max_clients", d.max_clients, 1, MAX_CLIENTS_LIMIT),
             max_clients_per_address=get.integer("max_clients_per_address",
@@ -391,6 +428,18 @@ class _Validator:
                     self.fail("device", f"{p.device} is also the device of printer "
                               f"'{devices[p.device]}'", "[[printer]]", index, f"printer '{p.name}'")
                 devices[p.device] = p.name
+
+
+    def check_http_port(self, daemon: DaemonSettings,
+                        printers: tuple[PrinterSettings, ...]) -> None:
+        """The status page's port is no printer's (printers given no port skip it)."""
+        address = daemon.http_address
+        if address is None:
+            return
+        for p in printers:
+            if p.port == address[1]:
+                self.fail("http_listen", f"port {address[1]} is also the port of printer "
+                          f"'{p.name}'", "[daemon]", 0, "daemon")
 
 
 class _Getter:
@@ -528,6 +577,28 @@ def check_location(value: str) -> str | None:
         return f"is {size} bytes of UTF-8; at most {MDNS_TEXT_MAX_BYTES} fit in an announcement"
     if not value.isprintable():
         return f"{value!r} holds a control character"
+    return None
+
+
+def _optional_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _check_metrics_file(value: str) -> str | None:
+    if not value.startswith("/"):
+        return f"{value!r} must be an absolute path"
+    if not value.endswith(".prom") or value.endswith("/.prom"):
+        return (f"{value!r} must end in .prom: node_exporter's textfile collector reads only "
+                "those files")
+    return None
+
+
+def _check_listen(value: str) -> str | None:
+    try:
+        split_listen(value)
+    except ValueError as exc:
+        return (f"{value!r}: {exc}; use ADDRESS:PORT with an IP address, e.g. "
+                "'127.0.0.1:8631' or '[::]:8631'")
     return None
 
 

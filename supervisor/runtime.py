@@ -22,6 +22,7 @@ from supervisor.core.machine import (
     Printer,
     StateChange,
 )
+from supervisor.core.metrics import PrinterCounters, PrinterView
 from supervisor.core.registry import Entry
 from supervisor.core.status import PrinterStatus, iso_utc
 from supervisor.workers.firmware import (
@@ -48,7 +49,8 @@ class PrinterRuntime:
 
     def __init__(self, entry: Entry, *, bind: tuple[str, ...], firmware_dirs: Sequence[Path],
                  catalog: Sequence[FirmwareEntry], rescan: Callable[[], None],
-                 on_change: Callable[[], None], after: asyncio.Task[None] | None = None) -> None:
+                 on_change: Callable[[], None], counters: PrinterCounters | None = None,
+                 after: asyncio.Task[None] | None = None) -> None:
         self.entry = entry
         self.bind = bind
         self.firmware_dirs = firmware_dirs
@@ -61,6 +63,8 @@ class PrinterRuntime:
         self._parked: FirmwareError | None = None  # why the last push gave up
         self._forwarder: Forwarder | None = None
         self.listening = False  # its port is bound (not merely wanted)
+        self.listener_failed = False  # its port cannot be bound now (the error says why)
+        self.counters = counters or PrinterCounters()  # the service's, kept across reloads
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stops: set[asyncio.Task[None]] = set()
         self._log = log.bind(printer=entry.name)
@@ -121,7 +125,7 @@ class PrinterRuntime:
             if "forwarder" not in self._tasks:  # (ready <-> serving: it runs already)
                 self._start("forwarder", self._serve())
         else:
-            self.listening = False
+            self.listening = self.listener_failed = False
         if change.dest not in LISTENING_STATES and "forwarder" in self._tasks:
             self._stop_forwarder(grace_s=0.0, reason=f"printer {change.trigger}")
         self._changed()
@@ -193,6 +197,8 @@ class PrinterRuntime:
                 result = await push_firmware(node, blob,
                                              deadline_s=max(1.0, deadline - time.monotonic()))
             except FirmwareError as exc:
+                missing = isinstance(exc, FirmwareMissing)
+                self.counters.firmware["missing" if missing else "failed"] += 1
                 self.model.error = str(exc)
                 retry = not exc.permanent and time.monotonic() + delay < deadline
                 self._log.error("firmware_failed", error=str(exc), permanent=exc.permanent,
@@ -206,6 +212,7 @@ class PrinterRuntime:
                 continue
             self._log.info("firmware_pushed", firmware=str(blob), bytes=result.bytes_written,
                            seconds=round(result.seconds, 3), verified_by=result.verified_by)
+            self.counters.firmware["ok"] += 1
             self.model.error = None
             self.model.firmware_loaded()
             return
@@ -216,6 +223,9 @@ class PrinterRuntime:
             self.model.job_started()
 
     async def job_ended(self, outcome: JobOutcome) -> None:
+        self.counters.job(seconds=outcome.seconds, written=outcome.bytes_in,
+                          read=outcome.bytes_out, failure=None if outcome.ok else
+                          outcome.failure or "client")
         if outcome.ok:
             self.model.jobs += 1
             self.model.bytes += outcome.bytes_in
@@ -227,10 +237,15 @@ class PrinterRuntime:
     def listener_error(self, error: str | None) -> None:
         self.model.error = error
         self.listening = error is None
+        self.listener_failed = error is not None
         self._changed()
 
     def queue_length(self, waiting: int) -> None:
         self.model.queued = waiting
+
+    def refused(self, reason: str) -> None:
+        self.counters.refused[reason] += 1
+        self._changed()
 
     # -- announcing -------------------------------------------------------------------------
     def mdns_subject(self, location: str | None) -> Subject | None:
@@ -261,7 +276,25 @@ class PrinterRuntime:
             firmware=Path(self.firmware).name if self.firmware else None,
             jobs=self.model.jobs, bytes=self.model.bytes, queued=self.model.queued,
             error=self.model.error, since=iso_utc(self.model.since), mdns=announced,
+            error_since=iso_utc(self.model.error_since) if self.model.error_since else None,
         )
+
+    def metrics_view(self) -> PrinterView:
+        """The printer as its metrics show it now."""
+        usb, settings = self.entry.usb, self.entry.settings
+        present = None
+        if self.firmware is not None:  # known once it was plugged (or named in the config)
+            try:
+                find_firmware(self.firmware, self.firmware_dirs)
+                present = True
+            except FirmwareMissing:
+                present = False
+        return PrinterView(
+            name=self.name, state=self.model.state, state_since_s=self.model.since.timestamp(),
+            port=self.entry.port, product=usb.product if usb else None,
+            serial=usb.serial if usb else settings.serial, waiting=self.model.queued,
+            listener_failed=self.listener_failed, firmware_present=present,
+            counters=self.counters)
 
 
 async def _stop(task: asyncio.Task[None], forwarder: Forwarder | None, *, grace_s: float,

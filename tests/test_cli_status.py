@@ -19,7 +19,7 @@ from supervisor.client import ServiceUnreachable, request
 from supervisor.virtual import VirtualPrinter
 
 SPEC_KEYS = {"name", "state", "product", "serial", "device", "port", "bidirectional",
-             "firmware", "jobs", "bytes", "queued", "error", "since", "mdns"}
+             "firmware", "jobs", "bytes", "queued", "error", "since", "mdns", "error_since"}
 
 
 def ctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -36,7 +36,8 @@ def test_status_json_and_table(tmp_path: Path, printer: VirtualPrinter,
     result = ctl("--socket", sock, "status", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
-    assert set(document["daemon"]) == {"version", "pid", "event_source", "uptime_s", "mdns"}
+    assert set(document["daemon"]) == {"version", "pid", "event_source", "uptime_s", "mdns",
+                                        "http", "metrics_file", "error"}
     assert document["daemon"]["mdns"] == "off"
     assert [set(p) for p in document["printers"]] == [SPEC_KEYS, SPEC_KEYS]
     here, later = document["printers"]

@@ -65,11 +65,23 @@ class Printer:
         self.name = name
         self.firmware_required = needs_firmware
         self.since = datetime.now(UTC)
-        self.error: str | None = None
+        self._error: str | None = None
+        self.error_since: datetime | None = None  # when the error that still holds was first seen
         self.jobs = 0
         self.bytes = 0
         self.queued = 0
         self._listener = listener
+
+    @property
+    def error(self) -> str | None:
+        """The last problem that still holds, or None."""
+        return self._error
+
+    @error.setter
+    def error(self, value: str | None) -> None:
+        if value != self._error:
+            self.error_since = datetime.now(UTC) if value is not None else None
+        self._error = value
 
     def needs_firmware(self, _event: Any = None) -> bool:
         """Condition of `plug`: does this printer get firmware before it may print?"""

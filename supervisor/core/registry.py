@@ -84,11 +84,14 @@ class Registry:
     def __post_init__(self) -> None:
         daemon = self.settings.daemon
         explicit = {p.port: p.name for p in self.settings.printers if p.port is not None}
+        # The status page's port is nobody's (a restart-only setting: it stays for the run).
+        http = {daemon.http_address[1]} if daemon.http_address else set()
         # A port the configuration now gives to another printer is no longer remembered.
         self.remembered = {identity: r for identity, r in self.remembered.items()
-                           if explicit.get(r.port, r.name) == r.name}
+                           if explicit.get(r.port, r.name) == r.name and r.port not in http}
         remembered_ports = {r.port for r in self.remembered.values()}
-        self._ports = PortBook(daemon.base_port, reserved=explicit.keys() | remembered_ports)
+        self._ports = PortBook(daemon.base_port,
+                               reserved=explicit.keys() | remembered_ports | http)
         by_name = {r.name: r.port for r in self.remembered.values()}
         for ps in self.settings.printers:
             port = self._ports.assign(ps.name, ps.port or by_name.get(ps.name))

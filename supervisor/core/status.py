@@ -25,6 +25,7 @@ class PrinterStatus:
     error: str | None
     since: str
     mdns: str | None = None  # the name it is announced under over mDNS/DNS-SD, if it is
+    error_since: str | None = None  # when `error` was first seen
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,9 @@ class DaemonStatus:
     event_source: str
     uptime_s: float
     mdns: str = "off"  # off, unavailable, or the responder in use (avahi, umdns)
+    http: str | None = None  # the address the status page and /metrics listen on, if they do
+    metrics_file: str | None = None  # the Prometheus textfile kept, if one is
+    error: str | None = None  # the service's own problems that still hold (a port taken)
 
 
 def iso_utc(moment: datetime) -> str:

@@ -17,6 +17,7 @@ import logging
 import os
 import sys
 import threading
+from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -25,6 +26,7 @@ import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 ROTATED_FILES = 3  # events.jsonl.1 … .3 kept beside the live file when size-capped
+RECENT_EVENTS = 20  # info and above kept in memory for the status page
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR, "critical": logging.CRITICAL, "exception": logging.ERROR}
 
@@ -49,6 +51,7 @@ class LogSink:
         self._file: Any = None
         self._size = 0
         self._inode: tuple[int, int] | None = None
+        self.recent: deque[EventDict] = deque(maxlen=RECENT_EVENTS)
         if log_file is not None:
             log_file.parent.mkdir(parents=True, exist_ok=True)
             self._open()
@@ -70,6 +73,8 @@ class LogSink:
         err = (str(self._console(None, "", dict(event_dict)))
                if level >= self._stderr_level else None)
         with self._lock:
+            if level >= logging.INFO:
+                self.recent.append({k: v for k, v in event_dict.items() if k != "exc_info"})
             if line is not None:
                 self._lines.append(line)
             if err is not None:
@@ -83,6 +88,10 @@ class LogSink:
                 return  # this turn's write is scheduled already
             self._scheduled_on = loop
         loop.call_soon(self.flush)
+
+    def recent_events(self) -> list[EventDict]:
+        with self._lock:
+            return list(self.recent)
 
     # -- writing -----------------------------------------------------------------------------
     def flush(self) -> None:
@@ -231,6 +240,11 @@ def reset_logging() -> None:
         _sink.close()
         _sink = None
     structlog.reset_defaults()
+
+
+def recent_events() -> list[EventDict]:
+    """The last info-and-above records, oldest first (the status page shows them)."""
+    return _sink.recent_events() if _sink is not None else []
 
 
 def flush_logging() -> None:

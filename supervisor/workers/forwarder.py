@@ -36,9 +36,12 @@ class JobOutcome:
     """How a job ended, for the printer's counters and state."""
 
     client: str
-    bytes_in: int
+    bytes_in: int  # written to the printer
     ok: bool
     device_lost: bool = False
+    bytes_out: int = 0  # read from the printer and relayed
+    seconds: float = 0.0
+    failure: str | None = None  # why it failed (JobError.kind), None when it finished
 
 
 @dataclass(eq=False)
@@ -59,6 +62,7 @@ class ForwarderOwner(Protocol):
     async def job_ended(self, outcome: JobOutcome) -> None: ...
     def listener_error(self, error: str | None) -> None: ...
     def queue_length(self, waiting: int) -> None: ...
+    def refused(self, reason: str) -> None: ...
 
 
 class Forwarder:
@@ -190,9 +194,10 @@ class Forwarder:
         host = client.rpartition(":")[0].strip("[]")
         refused = self._refusal(address[0], host)
         if refused is not None:
-            event, level, reason = refused
+            event, level, kind, reason = refused
             self._folded.log(level, event, host, client=client, reason=reason)
             conn.close()
+            self._owner.refused(kind)
             return
         waiting = Waiting(conn, client, host, time.monotonic())
         if not any(not w.sent for w in self._waiting):
@@ -202,15 +207,16 @@ class Forwarder:
         if not self._peek(waiting):  # most clients send right away: no reader to add then
             asyncio.get_running_loop().add_reader(conn.fileno(), self._first_byte, waiting)
 
-    def _refusal(self, address: str, host: str) -> tuple[str, str, str] | None:
-        """Why a new client is closed at once (event, level, reason), or None to keep it."""
+    def _refusal(self, address: str, host: str) -> tuple[str, str, str, str] | None:
+        """Why a new client is closed at once (event, level, setting, reason), or None to
+        keep it."""
         if not self.settings.allows(address):
-            return "client_rejected", "warning", "not in allow"
+            return "client_rejected", "warning", "allow", "not in allow"
         if len(self._waiting) >= self.settings.max_clients:
-            return ("client_refused", "warning",
+            return ("client_refused", "warning", "max_clients",
                     f"{len(self._waiting)} clients are waiting already (max_clients)")
         if sum(w.host == host for w in self._waiting) >= self.settings.max_clients_per_address:
-            return ("client_refused", "warning",
+            return ("client_refused", "warning", "max_clients_per_address",
                     f"{self.settings.max_clients_per_address} clients from this address are "
                     "waiting already (max_clients_per_address)")
         return None
@@ -309,20 +315,27 @@ class Forwarder:
                 self._pump = None
                 os.close(device.fd)
         except asyncio.CancelledError:
+            seconds = time.monotonic() - started
             log.error("job_failed", error=f"{self._stop_reason} while waiting for the device",
-                      bytes_in=0, bytes_out=0, seconds=round(time.monotonic() - started, 3))
+                      bytes_in=0, bytes_out=0, seconds=round(seconds, 3))
+            outcome = JobOutcome(client, 0, ok=False, seconds=seconds, failure="aborted")
             raise
         except (DeviceOpenError, JobError) as exc:
+            seconds = time.monotonic() - started
             bytes_in, bytes_out = (pump.bytes_in, pump.bytes_out) if pump else (0, 0)
             log.error("job_failed", error=str(exc), bytes_in=bytes_in, bytes_out=bytes_out,
-                      seconds=round(time.monotonic() - started, 3))
+                      seconds=round(seconds, 3))
             device_lost = isinstance(exc, JobError) and exc.device_lost
-            outcome = JobOutcome(client, bytes_in, ok=False, device_lost=device_lost)
+            outcome = JobOutcome(client, bytes_in, ok=False, device_lost=device_lost,
+                                 bytes_out=bytes_out, seconds=seconds,
+                                 failure=exc.kind if isinstance(exc, JobError) else "device")
         else:
             conn.close()  # the client (CUPS waits for this close) need not wait for our books
+            seconds = time.monotonic() - started
             log.info("job_finished", bytes_in=result.bytes_in, bytes_out=result.bytes_out,
-                     seconds=round(time.monotonic() - started, 3))
-            outcome = JobOutcome(client, result.bytes_in, ok=True)
+                     seconds=round(seconds, 3))
+            outcome = JobOutcome(client, result.bytes_in, ok=True, bytes_out=result.bytes_out,
+                                 seconds=seconds)
         finally:
             await self._owner.job_ended(outcome)
 

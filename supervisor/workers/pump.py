@@ -33,11 +33,17 @@ DEVICE_GONE_ERRNOS: Final = frozenset({errno.EIO, errno.ENODEV, errno.ENXIO, err
 
 
 class JobError(Exception):
-    """A job that could not finish; `device_lost` when the printer itself failed."""
+    """A job that could not finish; `device_lost` when the printer itself went away.
 
-    def __init__(self, message: str, *, device_lost: bool = False) -> None:
+    `kind` sorts it for the metrics: client (its connection failed), device (the printer
+    failed), timeout (the client went quiet), aborted (the service ended it).
+    """
+
+    def __init__(self, message: str, *, device_lost: bool = False,
+                 kind: str | None = None) -> None:
         super().__init__(message)
         self.device_lost = device_lost
+        self.kind = kind or ("device" if device_lost else "client")
 
 
 @dataclass(frozen=True)
@@ -115,8 +121,8 @@ class Pump:
                     idle_deadline = self._idle_deadline()
                     if idle_deadline is not None and time.monotonic() >= idle_deadline:
                         raise JobError(
-                            f"client sent nothing for {self._idle_timeout_s:g} s (idle_timeout)"
-                        )
+                            f"client sent nothing for {self._idle_timeout_s:g} s (idle_timeout)",
+                            kind="timeout")
                     self._wait(idle_deadline)
             self._flush_device()
             if self._backchannel and self._client_writable:
@@ -226,7 +232,7 @@ class Pump:
             return True
         except OSError as exc:
             raise JobError(f"printer write failed: {_describe(exc)}",
-                           device_lost=exc.errno in DEVICE_GONE_ERRNOS) from None
+                           device_lost=exc.errno in DEVICE_GONE_ERRNOS, kind="device") from None
         self.bytes_in += n
         self._to_dev = self._to_dev[n:]
         return n > 0
@@ -295,7 +301,7 @@ class Pump:
 
     def _check_abort(self) -> None:
         if self._abort_reason is not None:
-            raise JobError(self._abort_reason)
+            raise JobError(self._abort_reason, kind="aborted")
 
 
 def _register(poll: select.poll, fd: int, events: int) -> None:
