@@ -16,6 +16,13 @@ from harness import require_peer
 
 from supervisor.cli import build_parser
 from supervisor.config import DaemonSettings, PrinterSettings
+from supervisor.core.metrics import (
+    PrinterCounters,
+    PrinterView,
+    ProcessView,
+    ServiceCounters,
+    families,
+)
 from supervisor.core.status import DaemonStatus, PrinterStatus
 from supervisor.protocol import CONFIG_ENV, HOTPLUG_KEYS, SOCKET_ENV
 
@@ -111,6 +118,17 @@ def test_every_status_field_and_no_other() -> None:
     daemon, printers = status.split("Printer fields:")
     assert terms(daemon) == field_names(DaemonStatus)
     assert terms(printers) == field_names(PrinterStatus)
+
+
+def test_every_metric_and_no_other() -> None:
+    counters = PrinterCounters()
+    view = PrinterView(name="lp", state="ready", state_since_s=0.0, port=9100, product=None,
+                       serial=None, waiting=0, listener_failed=False, firmware_present=True,
+                       counters=counters)
+    process = ProcessView(version="1", python="3", start_time_s=0.0, uptime_s=0.0, rss_bytes=0,
+                          cpu_s=0.0)
+    exposed = {f.name for f in families([view], ServiceCounters(), process)}
+    assert terms(sections("printer-supervisor.8")["METRICS"]) == exposed
 
 
 def cli() -> tuple[set[str], set[str]]:

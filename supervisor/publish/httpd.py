@@ -155,8 +155,8 @@ class StatusServer:
         address = client.rpartition(":")[0].strip("[]")
         refused = self._refusal(peer[0] if peer else "", address)
         if refused is not None:
-            event, reason = refused
-            self._folded.log("warning", event, address, client=client, reason=reason)
+            event, level, reason = refused
+            self._folded.log(level, event, address, client=client, reason=reason)
             writer.close()
             return
         task = asyncio.current_task()
@@ -170,18 +170,19 @@ class StatusServer:
             del self._clients[task]
             writer.close()
 
-    def _refusal(self, ip: str, address: str) -> tuple[str, str] | None:
+    def _refusal(self, ip: str, address: str) -> tuple[str, str, str] | None:
+        """Why a new connection is closed at once (event, level, reason), or None."""
         try:
             permitted = allowed(self._allow(), ip)
         except ValueError:
             permitted = False
         if not permitted:
-            return "http_rejected", "not in http_allow"
+            return "http_rejected", "warning", "not in http_allow"
         if len(self._clients) >= MAX_CONNECTIONS:
-            return "http_refused", f"{MAX_CONNECTIONS} connections are open already"
+            return "http_refused", "warning", f"{MAX_CONNECTIONS} connections are open already"
         if sum(a == address for a in self._clients.values()) >= MAX_CONNECTIONS_PER_ADDRESS:
-            return ("http_refused", f"{MAX_CONNECTIONS_PER_ADDRESS} connections from this "
-                    "address are open already")
+            return ("http_refused", "warning", f"{MAX_CONNECTIONS_PER_ADDRESS} connections "
+                    "from this address are open already")
         return None
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
