@@ -230,7 +230,8 @@ def start_p910nd(procs: Processes, n: int, device: Path, tmp: Path) -> P910nd:
     return server
 
 
-def ours_config(tmp: Path, device: Path, port: int) -> str:
+def ours_config(tmp: Path, device: Path, port: int, daemon_extra: Sequence[str] = ()) -> str:
+    """One static printer on `device`; `daemon_extra`: more `[daemon]` lines (TOML)."""
     def q(path: Path) -> str:
         return json.dumps(str(path))  # a JSON string is a valid TOML basic string here
 
@@ -241,6 +242,7 @@ def ours_config(tmp: Path, device: Path, port: int) -> str:
         f"state_dir = {q(tmp / 'state')}",
         'event_source = "none"',
         f"bind = [{json.dumps(HOST)}]",
+        *daemon_extra,
         "[[printer]]",
         'name = "bench"',
         f"device = {q(device)}",
@@ -250,9 +252,10 @@ def ours_config(tmp: Path, device: Path, port: int) -> str:
     ])
 
 
-def start_ours(procs: Processes, port: int, device: Path, tmp: Path) -> Ours:
+def start_ours(procs: Processes, port: int, device: Path, tmp: Path,
+               daemon_extra: Sequence[str] = ()) -> Ours:
     config = tmp / "config.toml"
-    config.write_text(ours_config(tmp, device, port))
+    config.write_text(ours_config(tmp, device, port, daemon_extra))
     stderr_path = tmp / "ours.stderr"
     python = SERVICE_PYTHON if SERVICE_PYTHON.exists() else Path(sys.executable)
     with open(stderr_path, "wb") as stderr:

@@ -283,6 +283,14 @@ def render_status(document: dict[str, object]) -> str:
              row[-1] for row in rows]
     if len(rows) == 1:
         lines.append("(no printers yet)")
+    daemon = document.get("daemon")
+    if isinstance(daemon, dict):
+        if daemon.get("http"):
+            lines.append(f"status page and metrics: http://{daemon['http']}/ and /metrics")
+        if daemon.get("metrics_file"):
+            lines.append(f"metrics file: {daemon['metrics_file']}")
+        if daemon.get("error"):
+            lines.append(f"service error: {daemon['error']}")
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -488,7 +496,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"  listen on {', '.join(d.bind)}; event source {d.event_source}; "
           f"log {d.log_file or 'stderr only'}")
     print(f"  mDNS/DNS-SD: {_mdns_summary(settings)}")
-    ports = assign_ports(settings.printers, d.base_port)
+    for line in _metrics_summary(settings):
+        print(f"  {line}")
+    http = d.http_address
+    ports = assign_ports(settings.printers, d.base_port, reserved=[http[1]] if http else [])
     if not settings.printers:
         print("printers: none configured")
     for p in settings.printers:
@@ -519,7 +530,23 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     for warning in firmware_warnings(settings):
         print(warning, file=sys.stderr)
+    metrics_dir = d.metrics_file.parent if d.metrics_file else None
+    if metrics_dir is not None and not metrics_dir.is_dir():
+        print(f"warning: metrics_file: the directory {metrics_dir} does not exist; nothing is "
+              "written until it does (is node_exporter's textfile collector installed?)",
+              file=sys.stderr)
     return EXIT_OK
+
+
+def _metrics_summary(settings: Settings) -> list[str]:
+    d = settings.daemon
+    lines = [f"metrics file: {d.metrics_file or 'off'}"]
+    if d.http_listen:
+        who = ", ".join(map(str, d.http_allow)) if d.http_allow else "everyone"
+        lines.append(f"status page and /metrics: http://{d.http_listen}/ (allowed: {who})")
+    else:
+        lines.append("status page and /metrics: off")
+    return lines
 
 
 def _mdns_summary(settings: Settings) -> str:

@@ -112,7 +112,7 @@ def split_listen(value: str) -> tuple[str, int]:
         if not isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address):
             raise ValueError("only an IPv6 address goes in brackets")
     elif not isinstance(ipaddress.ip_address(host), ipaddress.IPv4Address):
-        raise ValueError("an IPv6 address goes in brackets, e.g. [::]:8631")
+        raise ValueError("an IPv6 address goes in brackets")
     number = int(port)
     if not 1 <= number <= 65535:
         raise ValueError(f"port {number} is not from 1 to 65535")
@@ -597,8 +597,8 @@ def _check_listen(value: str) -> str | None:
     try:
         split_listen(value)
     except ValueError as exc:
-        return (f"{value!r}: {exc}; use ADDRESS:PORT with an IP address, e.g. "
-                "'127.0.0.1:8631' or '[::]:8631'")
+        return (f"{value!r}: {exc} (ADDRESS:PORT with an IP address, e.g. '127.0.0.1:8631' "
+                "or '[::]:8631')")
     return None
 
 

@@ -49,8 +49,10 @@ class PortBook:
         raise PortsExhausted(f"no free port left from {self._base} to {MAX_PORT}")
 
 
-def assign_ports(printers: Iterable[PrinterSettings], base_port: int) -> dict[str, int]:
-    """Ports for the configured printers, in configuration order."""
+def assign_ports(printers: Iterable[PrinterSettings], base_port: int,
+                 reserved: Iterable[int] = ()) -> dict[str, int]:
+    """Ports for the configured printers, in configuration order (`reserved`: nobody's)."""
     printers = list(printers)
-    book = PortBook(base_port, reserved=(p.port for p in printers if p.port is not None))
+    book = PortBook(base_port, reserved=[*(p.port for p in printers if p.port is not None),
+                                         *reserved])
     return {p.name: book.assign(p.name, p.port) for p in printers}
