@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -68,6 +69,7 @@ class Demo:
         self.config = root / "config.toml"
         self.socket = root / "control.sock"
         self.port = free_port()
+        self.http_port = free_port()
         self.usb = VirtualUsbPrinter(FakeSysfs(root / "sys"), root / "dev", firmware=FIRMWARE)
         self.service: subprocess.Popen[bytes] | None = None
         self.failed = False
@@ -107,7 +109,8 @@ class Demo:
             f'sysfs = "{self.root / "sys"}"\n'
             f'devfs = "{self.root / "dev"}"\n'
             f'firmware_dirs = ["{firmware_dir}"]\n'
-            'bind = ["127.0.0.1"]\n\n'
+            'bind = ["127.0.0.1"]\n'
+            f'http_listen = "127.0.0.1:{self.http_port}"   # /metrics and a status page\n\n'
             "[[printer]]\n"
             f'name = "{NAME}"\n'
             'match = "3f0/4117/*"\n'
@@ -161,8 +164,24 @@ class Demo:
                                 check=False, timeout=30)
         for line in result.stdout.splitlines():
             print(f"      {line}")
-        return self.say(result.returncode == 0 and f"{NAME} " in result.stdout,
-                        "one job, its bytes, the firmware file, the state since when")
+        self.say(result.returncode == 0 and f"{NAME} " in result.stdout,
+                 "one job, its bytes, the firmware file, the state since when")
+        url = f"http://127.0.0.1:{self.http_port}"
+        print(f"  $ curl {url}/metrics   # what Prometheus scrapes (also {url}/ in a browser)",
+              flush=True)
+        wanted = (f'printer_supervisor_printer_state{{printer="{NAME}",state="ready"}}',
+                  f'printer_supervisor_jobs_finished_total{{printer="{NAME}"}}',
+                  f'printer_supervisor_device_written_bytes_total{{printer="{NAME}"}}')
+        try:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=STEP_TIMEOUT_S) as answer:
+                lines = answer.read().decode().splitlines()
+        except OSError as exc:
+            return self.say(False, f"/metrics did not answer: {exc}")
+        shown = [line for line in lines if line.startswith(wanted)]
+        for line in shown:
+            print(f"      {line}")
+        return self.say(f"{wanted[1]} 1" in shown,
+                        f"the same in Prometheus' text format ({len(lines)} lines in all)")
 
     def unplug(self) -> bool:
         print("\n5. The printer is switched off")

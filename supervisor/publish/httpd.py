@@ -27,8 +27,8 @@ from supervisor.core.exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from supervisor.observe.fold import FoldedLog
 from supervisor.workers.forwarder import bind_listeners, format_address
 
-MAX_CONNECTIONS: Final = 128  # open at once; more are closed at once
-MAX_CONNECTIONS_PER_ADDRESS: Final = 16
+MAX_CONNECTIONS: Final = 128  # open at once; a new one closes the oldest still silent one
+MAX_CONNECTIONS_PER_ADDRESS: Final = 16  # more from one address are closed at once
 REQUEST_TIMEOUT_S: Final = 10.0  # the whole request head must arrive within this
 MAX_LINE_BYTES: Final = 8192  # the request line, and each header line
 MAX_HEAD_BYTES: Final = 16384
@@ -74,6 +74,14 @@ class HttpError(Exception):
         self.status = status
 
 
+@dataclass
+class _Client:
+    address: str
+    client: str
+    writer: asyncio.StreamWriter
+    reading: bool = True  # its request has not arrived whole yet
+
+
 @dataclass(frozen=True)
 class Request:
     method: str
@@ -95,7 +103,7 @@ class StatusServer:
         self._folded = FoldedLog(log)
         self._server: asyncio.Server | None = None
         self._task: asyncio.Task[None] | None = None
-        self._clients: dict[asyncio.Task[Any], str] = {}  # connection → client address
+        self._clients: dict[asyncio.Task[Any], _Client] = {}  # open connections, oldest first
         self.listening = False
 
     @property
@@ -137,10 +145,10 @@ class StatusServer:
                 await self._task
         if self._server is not None:
             self._server.close()
-            for task in list(self._clients):
-                task.cancel()
+            for other in self._clients.values():
+                other.writer.transport.abort()
             if self._clients:
-                await asyncio.wait(list(self._clients))
+                await asyncio.wait(list(self._clients), timeout=REQUEST_TIMEOUT_S)
             await self._server.wait_closed()
             self._server = None
             log.info("http_listener_stopped", listen=self.shown)
@@ -161,13 +169,15 @@ class StatusServer:
             return
         task = asyncio.current_task()
         assert task is not None
-        self._clients[task] = address
+        if len(self._clients) >= MAX_CONNECTIONS:
+            self._make_room()
+        state = self._clients[task] = _Client(address, client, writer)
         try:
-            await self._answer(reader, writer, client, address)
+            await self._answer(reader, writer, state)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the client went away: nothing to answer
         finally:
-            del self._clients[task]
+            self._clients.pop(task, None)
             writer.close()
 
     def _refusal(self, ip: str, address: str) -> tuple[str, str, str] | None:
@@ -178,19 +188,37 @@ class StatusServer:
             permitted = False
         if not permitted:
             return "http_rejected", "warning", "not in http_allow"
-        if len(self._clients) >= MAX_CONNECTIONS:
-            return "http_refused", "warning", f"{MAX_CONNECTIONS} connections are open already"
-        if sum(a == address for a in self._clients.values()) >= MAX_CONNECTIONS_PER_ADDRESS:
+        if sum(c.address == address for c in self._clients.values()) >= (
+                MAX_CONNECTIONS_PER_ADDRESS):
             return ("http_refused", "warning", f"{MAX_CONNECTIONS_PER_ADDRESS} connections "
                     "from this address are open already")
+        if len(self._clients) >= MAX_CONNECTIONS and not any(
+                c.reading for c in self._clients.values()):
+            return "http_refused", "warning", f"{MAX_CONNECTIONS} requests are being answered"
         return None
 
+    def _make_room(self) -> None:
+        """At the limit, the oldest connection still sending its request is closed: a flood of
+        silent connections then never keeps a scrape, which sends at once, out."""
+        for task, other in self._clients.items():
+            if other.reading:
+                self._folded.log("warning", "http_refused", other.address, client=other.client,
+                                 reason=f"{MAX_CONNECTIONS} connections are open: the oldest "
+                                        "that has not sent its request is closed")
+                del self._clients[task]
+                # Not task.cancel(): asyncio reports a cancelled handler as an error. Its
+                # read ends with the connection, and so does the handler.
+                other.writer.transport.abort()
+                return
+
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      client: str, address: str) -> None:
+                      state: _Client) -> None:
+        client, address = state.client, state.address
         head_only = False
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
                 request = await read_request(reader)
+            state.reading = False
             head_only = request.method == "HEAD"
             status, content_type, body = self._route(request, writer)
         except TimeoutError:
@@ -199,6 +227,8 @@ class StatusServer:
             await self._reply_and_close(writer, reader, 408, "request timed out\n")
             return
         except HttpError as exc:
+            if writer.transport.is_closing():
+                return  # closed by us (a flood, a shutdown): nobody to answer
             self._folded.log("info", "http_bad_request", address, client=client,
                              status=exc.status, error=str(exc))
             extra = (("Allow", "GET, HEAD"),) if exc.status == 405 else ()
@@ -253,7 +283,10 @@ async def read_request(reader: asyncio.StreamReader) -> Request:
     host = None
     size, count = len(line), 0
     while True:
-        header = await _line(reader, 431, "header line")
+        try:
+            header = await _line(reader, 431, "header line")
+        except asyncio.IncompleteReadError:
+            raise HttpError(400, "the request ended before its head did") from None
         size += len(header)
         if header in (b"\r\n", b"\n"):
             break
