@@ -391,6 +391,24 @@ def test_check_config_prints_the_effective_printers(
     assert "  max_clients   32 waiting, 8 per address\n" in out
 
 
+def test_check_config_says_where_the_metrics_go(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    textfile = tmp_path / "no-such-dir" / "printer_supervisor.prom"
+    path = write(tmp_path, f'[daemon]\nmetrics_file = "{textfile}"\n'
+                 'http_listen = "[::]:9100"\nhttp_allow = ["192.168.1.10"]\n'
+                 + printer('serial = "A"', name="a"))
+    assert main(["check-config", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert f"  metrics file: {textfile}\n" in out
+    assert "  status page and /metrics: http://[::]:9100/ (allowed: 192.168.1.10/32)\n" in out
+    assert "printer a: port 9101 (assigned)" in out  # 9100 is the status page's
+    assert f"the directory {textfile.parent} does not exist" in err
+    path = write(tmp_path, printer('serial = "A"', name="a"))
+    assert main(["check-config", str(path)]) == 0
+    assert "  metrics file: off\n  status page and /metrics: off\n" in capsys.readouterr().out
+
+
 def test_check_config_says_what_is_announced_and_where(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

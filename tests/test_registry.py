@@ -38,6 +38,14 @@ def test_auto_serves_an_unconfigured_printer_from_base_port() -> None:
     assert reg.reconcile(snap(a)) == []  # nothing changed: no decision
 
 
+def test_no_printer_gets_the_status_page_port_not_even_a_remembered_one() -> None:
+    a, b = usb("2-1", "A1"), usb("2-2", "B2", lp="lp1")
+    remembered = {b.identity: Remembered("old-name", 9100)}
+    reg = registry('[daemon]\nhttp_listen = "[::]:9100"\n', remembered)
+    reg.reconcile(snap(a, b))
+    assert sorted(e.port for e in reg.entries.values()) == [9101, 9102]
+
+
 def test_auto_off_ignores_unconfigured_printers() -> None:
     assert registry("[daemon]\nauto = false\n").reconcile(snap(usb("2-1", "A1"))) == []
 

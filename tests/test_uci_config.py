@@ -111,7 +111,9 @@ def test_toml_to_uci_to_toml_keeps_every_setting() -> None:
         '\n[[printer]]\nname = "office-2"\ndevice = "/dev/usb/lp3"\nbidirectional = false\n'
         'mdns = false\nmdns_name = "It\'s \\"quoted\\""\nlocation = "Hall"\nmax_clients = 4\n'
         'idle_timeout = 2.5\n')
-    text = text.replace("[daemon]\n", '[daemon]\nmdns = "umdns"\nlocation = "Room 1"\n', 1)
+    text = text.replace("[daemon]\n", '[daemon]\nmdns = "umdns"\nlocation = "Room 1"\n'
+                        'metrics_file = "/var/prometheus/printer_supervisor.prom"\n'
+                        'http_listen = "[::]:8631"\nhttp_allow = ["192.168.1.0/24", "::1"]\n', 1)
     text = text.replace('log_file = "/var/log/printer-supervisor/events.jsonl"',
                         'log_file = ""').replace("auto = true ", "auto = false")
     from_toml = parse_settings(text)
