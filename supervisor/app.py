@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
@@ -22,21 +22,22 @@ from supervisor.core.events import EventError, parse_event
 from supervisor.core.exposition import render
 from supervisor.core.machine import build_machine
 from supervisor.core.metrics import ProcessView, ServiceCounters, families
-from supervisor.core.page import render_page
 from supervisor.core.registry import Gone, Present, Registry, Update
 from supervisor.core.status import DaemonStatus, PrinterStatus, status_document, status_line
 from supervisor.observe.logs import recent_events
 from supervisor.observe.process import cpu_seconds, rss_bytes
 from supervisor.observe.systemd import Notifier
 from supervisor.publish.announcer import Announcer
-from supervisor.publish.httpd import StatusServer
-from supervisor.publish.metricsfile import MetricsFile
 from supervisor.publish.umdns import UMDNS_DIR
 from supervisor.runtime import PrinterRuntime
 from supervisor.sources.control import ControlServer, RequestError
 from supervisor.sources.monitor import MonitorSource, open_monitor
 from supervisor.sources.statefile import load_ports, save_ports
 from supervisor.sources.sysfs import scan
+
+if TYPE_CHECKING:  # imported when configured: a router that uses neither does not pay for them
+    from supervisor.publish.httpd import StatusServer
+    from supervisor.publish.metricsfile import MetricsFile
 
 SHUTDOWN_GRACE_S: Final = 10.0  # a running job may finish this long after SIGTERM
 RESCAN_SETTLE_S: Final = 0.01  # events this close together make one rescan
@@ -81,13 +82,18 @@ class Service:
         self.announcer = Announcer(settings.daemon, self._mdns_subjects, umdns_dir=umdns_dir)
         self._status_pending = False
         self._errors: dict[str, str] = {}  # daemon-level problems that still hold, by source
-        self.metrics_file = (MetricsFile(settings.daemon.metrics_file, self.metrics_text,
-                                         on_error=self._error_setter("metrics_file"))
-                             if settings.daemon.metrics_file else None)
-        address = settings.daemon.http_address
-        self.http = (StatusServer(address, self, allow=lambda: self.settings.daemon.http_allow,
-                                  on_error=self._error_setter("http"))
-                     if address else None)
+        self.metrics_file: MetricsFile | None = None
+        self.http: StatusServer | None = None
+        if settings.daemon.metrics_file:
+            from supervisor.publish.metricsfile import MetricsFile  # noqa: PLC0415
+
+            self.metrics_file = MetricsFile(settings.daemon.metrics_file, self.metrics_text,
+                                            on_error=self._error_setter("metrics_file"))
+        if (address := settings.daemon.http_address) is not None:
+            from supervisor.publish.httpd import StatusServer  # noqa: PLC0415
+
+            self.http = StatusServer(address, self, on_error=self._error_setter("http"),
+                                     allow=lambda: self.settings.daemon.http_allow)
 
     @property
     def reconciles(self) -> int:
@@ -397,6 +403,8 @@ class Service:
         return render(families(views, self.counters, process))
 
     def status_page(self, host: str) -> str:
+        from supervisor.core.page import render_page  # noqa: PLC0415 (only when asked)
+
         return render_page(self.status(), recent_events(), host)
 
     def _mdns_subjects(self) -> list[Subject]:
