@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from discovery import render_discovery
 from hotplug import PlugResult
+from metrics import render_metrics
 from notify import IMPORTTIME_RUNS, NotifyResult
 from procs import ROOT, TICK_S
 from router import render_router
@@ -289,11 +290,13 @@ class Report:
     discovery: dict[str, Any] | None = None
     small_jobs: dict[str, Any] | None = None
     router: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
 
     @property
     def all_met(self) -> bool:
         verdicts = [self.throughput[1]["all_met"]] if self.throughput else []
-        verdicts += [s["met"] for s in (self.small_jobs, self.plug, self.notify, self.discovery)
+        verdicts += [s["met"] for s in (self.small_jobs, self.plug, self.notify, self.discovery,
+                               self.metrics)
                      if s is not None and "met" in s]
         return all(verdicts)
 
@@ -312,6 +315,8 @@ def render(report: Report, args: argparse.Namespace) -> str:
         lines += ["", *render_router(report.router)]
     if report.discovery is not None:
         lines += ["", *render_discovery(report.discovery, _yes)]
+    if report.metrics is not None:
+        lines += ["", *render_metrics(report.metrics, _yes)]
     lines += ["", f"all targets met ({', '.join(report.sections)}): {_yes(report.all_met)}"]
     return "\n".join(lines)
 
@@ -335,5 +340,7 @@ def write_json(path: Path, report: Report, args: argparse.Namespace) -> None:
         document["discovery"] = report.discovery
     if report.router is not None:
         document["router"] = report.router
+    if report.metrics is not None:
+        document["metrics"] = report.metrics
     document["all_met"] = report.all_met  # every target of the sections run
     path.write_text(json.dumps(document, indent=2) + "\n")

@@ -1,6 +1,7 @@
 """Benchmark of printer-supervisor: against p910nd (throughput, server CPU per GiB, RSS), plug →
-port accepting latency, `supervisorctl notify` start-up time against a bare interpreter, and
-discovery (plug → announced on another host, and what announcing costs in RSS)."""
+port accepting latency, `supervisorctl notify` start-up time against a bare interpreter,
+discovery (plug → announced on another host, and what announcing costs in RSS), and the metrics
+outputs (idle RSS of the textfile and the HTTP listener, a scrape's cost, idle connections)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Final
 
 from discovery import bench_discovery
 from hotplug import bench_plug_latency
+from metrics import bench_metrics
 from notify import bench_notify
 from procs import BenchError
 from report import (
@@ -30,7 +32,8 @@ from smalljobs import bench_small_jobs
 from smalljobs import client_role as small_job_client
 from throughput import CHILD_ROLES, SINKS, bench_sink, preflight
 
-SECTIONS: Final = ("throughput", "smalljobs", "latency", "notify", "router", "discovery")
+SECTIONS: Final = ("throughput", "smalljobs", "latency", "notify", "router", "discovery",
+                   "metrics")
 ROLES: Final = {**CHILD_ROLES, "_smalljobs": small_job_client}
 
 
@@ -85,6 +88,8 @@ def run_sections(args: argparse.Namespace) -> Report:
         report.router = bench_router()
     if "discovery" in args.sections:
         report.discovery = bench_discovery(args.discovery_plugs)
+    if "metrics" in args.sections:
+        report.metrics = bench_metrics()
     return report
 
 

@@ -28,13 +28,15 @@ RATIO_TARGET: Final = 0.5  # ours/p910nd jobs per second (issue 7; the aim is 1.
 
 
 def client_role(args: Sequence[str]) -> int:
-    """Sequential jobs to HOST:PORT for SECONDS: connect, 512 bytes, half-close, read to EOF."""
+    """Sequential jobs to HOST:PORT for SECONDS: connect, 512 bytes, half-close, read to EOF.
+    An optional third argument is the source address (a fresh one has no TIME_WAIT ports)."""
     port, seconds = int(args[0]), float(args[1])
+    source = (args[2], 0) if len(args) > 2 else None
     job = bytes(range(256)) * (JOB_BYTES // 256)
     cpu_before, start = time.process_time(), time.monotonic()
     jobs = 0
     while time.monotonic() - start < seconds:
-        with socket.create_connection((HOST, port), timeout=10) as sock:
+        with socket.create_connection((HOST, port), timeout=10, source_address=source) as sock:
             sock.sendall(job)
             sock.shutdown(socket.SHUT_WR)
             while sock.recv(4096):
@@ -57,12 +59,12 @@ def bench_small_jobs(rounds: int = ROUNDS) -> dict[str, Any]:
         servers = [start_p910nd(procs, free_p910nd_number(), Path("/dev/null"), tmp / "p910nd"),
                    start_ours(procs, free_port(), Path("/dev/null"), tmp)]
         for server in servers:  # warm-up: imports, first allocations, the log file
-            _round(procs, server, 0.5)
+            job_round(procs, server, 0.5)
         rates: dict[str, list[float]] = {s.name: [] for s in servers}
         cpu_us: dict[str, list[float]] = {s.name: [] for s in servers}
         for n in range(1, rounds + 1):
             for server in servers:
-                jobs, seconds, cpu_s = _round(procs, server, ROUND_S)
+                jobs, seconds, cpu_s = job_round(procs, server, ROUND_S)
                 rates[server.name].append(jobs / seconds)
                 cpu_us[server.name].append(cpu_s / jobs * 1e6)
                 print(f"  small jobs round {n}/{rounds} {server.name:6} {jobs / seconds:8.0f} "
@@ -80,11 +82,12 @@ def bench_small_jobs(rounds: int = ROUNDS) -> dict[str, Any]:
             "ratio": ratio, "target": f">= {RATIO_TARGET}x", "met": ratio >= RATIO_TARGET}
 
 
-def _round(procs: Processes, server: Any, seconds: float) -> tuple[int, float, float]:
+def job_round(procs: Processes, server: Any, seconds: float,
+           source: str | None = None) -> tuple[int, float, float]:
     server.check_alive()
     before = cpu_seconds(server.proc.pid)
-    result = child_result(procs.child("_smalljobs", server.port, seconds), seconds + 30,
-                          f"small-job client of {server.name}")
+    client = procs.child("_smalljobs", server.port, seconds, *([source] if source else []))
+    result = child_result(client, seconds + 30, f"small-job client of {server.name}")
     time.sleep(0.05)  # the last job's bookkeeping
     return result["jobs"], result["seconds"], cpu_seconds(server.proc.pid) - before
 

@@ -25,7 +25,7 @@ import structlog
 from supervisor.config import IPNetwork, allowed
 from supervisor.core.exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from supervisor.observe.fold import FoldedLog
-from supervisor.workers.forwarder import bind_listeners, format_address
+from supervisor.workers.forwarder import BACKLOG, bind_listeners, format_address
 
 MAX_CONNECTIONS: Final = 128  # open at once; a new one closes the oldest still silent one
 MAX_CONNECTIONS_PER_ADDRESS: Final = 16  # more from one address are closed at once
@@ -132,8 +132,9 @@ class StatusServer:
                     last_error = error
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BIND_MAX_DELAY_S)
+        # asyncio listens again with its own backlog (100 by default): a burst would overflow it.
         self._server = await asyncio.start_server(self._connection, sock=sockets[0],
-                                                  limit=MAX_LINE_BYTES)
+                                                  limit=MAX_LINE_BYTES, backlog=BACKLOG)
         self.listening = True
         self._on_error(None)
         log.info("http_listener_started", listen=self.shown)
