@@ -283,7 +283,7 @@ class PrinterRuntime:
         """The printer as its metrics show it now."""
         usb, settings = self.entry.usb, self.entry.settings
         present = None
-        if self.firmware is not None:  # known once it was plugged (or named in the config)
+        if self.firmware is not None:  # known once it was plugged
             try:
                 find_firmware(self.firmware, self.firmware_dirs)
                 present = True
