@@ -8,6 +8,7 @@ Prometheus and node_exporter's textfile collector read the result (tests/test_me
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Literal
@@ -49,10 +50,9 @@ class Histogram:
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
-        for index, bound in enumerate(self.buckets):
-            if value <= bound:
-                self.counts[index] += 1
-                break
+        index = bisect_left(self.buckets, value)  # the first bound >= value; bounds include it
+        if index < len(self.buckets):
+            self.counts[index] += 1
         self.count += 1
         self.sum += value
 

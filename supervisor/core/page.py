@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 REFRESH_S: Final = 30
-_SHOWN_ELSEWHERE: Final = frozenset({"timestamp", "level", "event", "printer", "logger"})
+_SHOWN_ELSEWHERE: Final = frozenset({"timestamp", "level", "event", "printer", "logger",
+                                      "exc_info"})
 
 _STYLE: Final = """
 body{font:15px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fff}

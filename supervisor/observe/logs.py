@@ -73,8 +73,8 @@ class LogSink:
         err = (str(self._console(None, "", dict(event_dict)))
                if level >= self._stderr_level else None)
         with self._lock:
-            if level >= logging.INFO:
-                self.recent.append({k: v for k, v in event_dict.items() if k != "exc_info"})
+            if level >= logging.INFO:  # the record itself: structlog makes one per call
+                self.recent.append(event_dict)
             if line is not None:
                 self._lines.append(line)
             if err is not None:
