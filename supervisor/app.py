@@ -183,7 +183,8 @@ class Service:
                                  firmware_dirs=daemon.firmware_dirs, catalog=self._catalog,
                                  rescan=self._rescan_wanted.set,
                                  on_change=self._status_changed,
-                                 counters=self.counters.printer(name), after=after)
+                                 counters=self.counters.printer(name),
+                                 on_counted=self._metrics_changed, after=after)
         self._machine.add_model(runtime.model)
         self.printers[name] = runtime
         return runtime

@@ -50,6 +50,7 @@ class PrinterRuntime:
     def __init__(self, entry: Entry, *, bind: tuple[str, ...], firmware_dirs: Sequence[Path],
                  catalog: Sequence[FirmwareEntry], rescan: Callable[[], None],
                  on_change: Callable[[], None], counters: PrinterCounters | None = None,
+                 on_counted: Callable[[], None] = lambda: None,
                  after: asyncio.Task[None] | None = None) -> None:
         self.entry = entry
         self.bind = bind
@@ -65,6 +66,7 @@ class PrinterRuntime:
         self.listening = False  # its port is bound (not merely wanted)
         self.listener_failed = False  # its port cannot be bound now (the error says why)
         self.counters = counters or PrinterCounters()  # the service's, kept across reloads
+        self._counted = on_counted  # a counter changed and nothing else did: the metrics only
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stops: set[asyncio.Task[None]] = set()
         self._log = log.bind(printer=entry.name)
@@ -245,7 +247,7 @@ class PrinterRuntime:
 
     def refused(self, reason: str) -> None:
         self.counters.refused[reason] += 1
-        self._changed()
+        self._counted()
 
     # -- announcing -------------------------------------------------------------------------
     def mdns_subject(self, location: str | None) -> Subject | None:

@@ -8,7 +8,7 @@ a printer's name, and fixed sets of kinds, results, reasons and sources.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -112,6 +112,12 @@ def _printer_families(printers: Sequence[PrinterView]) -> list[Family]:
     def each(value: float, p: PrinterView, **extra: str) -> Sample:
         return Sample({"printer": p.name, **extra}, value)
 
+    def by(label: str, keys: Sequence[str],
+           counts: Callable[[PrinterCounters], dict[str, int]]) -> Iterable[Sample]:
+        """One sample per printer and `label` value: a counter kept by kind."""
+        return (each(counts(p.counters)[key], p, **{label: key})
+                for p in printers for key in keys)
+
     durations = [s for p in printers for s in p.counters.durations.samples({"printer": p.name})]
     return [
         _family("printer_info", "gauge",
@@ -131,8 +137,7 @@ def _printer_families(printers: Sequence[PrinterView]) -> list[Family]:
         _family("jobs_failed_total", "counter",
                 "Jobs that ended early, by kind: client (its connection failed), device (the "
                 "printer failed), timeout (idle_timeout), aborted (unplug, stop or reload).",
-                (each(p.counters.jobs_failed[kind], p, kind=kind)
-                 for p in printers for kind in FAILURE_KINDS)),
+                by("kind", FAILURE_KINDS, lambda c: c.jobs_failed)),
         _family("device_written_bytes_total", "counter",
                 "Bytes written to the printer by jobs, failed ones included.",
                 (each(p.counters.bytes_written, p) for p in printers)),
@@ -143,8 +148,7 @@ def _printer_families(printers: Sequence[PrinterView]) -> list[Family]:
                 "How long jobs took, from their first byte to their end.", durations),
         _family("firmware_pushes_total", "counter",
                 "Firmware pushes by result: ok, failed, or missing (the file was not found).",
-                (each(p.counters.firmware[result], p, result=result)
-                 for p in printers for result in FIRMWARE_RESULTS)),
+                by("result", FIRMWARE_RESULTS, lambda c: c.firmware)),
         _family("firmware_file_present", "gauge",
                 "1 if the firmware file the printer needs is in firmware_dirs, 0 if not; only "
                 "printers that need one.",
@@ -156,8 +160,7 @@ def _printer_families(printers: Sequence[PrinterView]) -> list[Family]:
         _family("connections_refused_total", "counter",
                 "Connections closed at once, by reason: allow, max_clients, "
                 "max_clients_per_address.",
-                (each(p.counters.refused[reason], p, reason=reason)
-                 for p in printers for reason in REFUSAL_REASONS)),
+                by("reason", REFUSAL_REASONS, lambda c: c.refused)),
         _family("listener_error", "gauge",
                 "1 while the printer's port cannot be listened on (the log says why).",
                 (each(int(p.listener_failed), p) for p in printers)),
