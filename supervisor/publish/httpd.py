@@ -350,5 +350,4 @@ def _local_host(writer: asyncio.StreamWriter) -> str:
     sockname = writer.get_extra_info("sockname")
     if not sockname:
         return socket.gethostname()
-    host = str(sockname[0])
-    return host[7:] if host.startswith("::ffff:") and "." in host else host
+    return format_address(sockname).rpartition(":")[0].strip("[]")  # IPv4-mapped as IPv4
