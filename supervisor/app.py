@@ -24,7 +24,7 @@ from supervisor.core.machine import build_machine
 from supervisor.core.metrics import ProcessView, ServiceCounters, families
 from supervisor.core.registry import Gone, Present, Registry, Update
 from supervisor.core.status import DaemonStatus, PrinterStatus, status_document, status_line
-from supervisor.observe.logs import recent_events
+from supervisor.observe.logs import log_trouble, recent_events
 from supervisor.observe.process import cpu_seconds, rss_bytes
 from supervisor.observe.systemd import Notifier
 from supervisor.publish.announcer import Announcer
@@ -433,6 +433,10 @@ class Service:
             return {"ok": True}
         raise RequestError(f"unknown command {cmd!r}; known: status, notify")
 
+    def _daemon_errors(self) -> list[str]:
+        trouble = log_trouble()
+        return [*self._errors.values(), *([trouble] if trouble else [])]
+
     def _rejected(self, error: str) -> None:
         log.warning("notify_rejected", error=error)
 
@@ -444,7 +448,7 @@ class Service:
                               http=self.http.shown if self.http and self.http.listening else None,
                               metrics_file=str(self.metrics_file.path) if self.metrics_file
                               else None,
-                              error="; ".join(self._errors.values()) or None)
+                              error="; ".join(self._daemon_errors()) or None)
         names = self.announcer.names
         printers: list[PrinterStatus] = [p.status(names.get(p.name))
                                          for p in self.printers.values()]

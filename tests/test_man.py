@@ -104,6 +104,7 @@ def emitted_events() -> set[str]:
         events |= set(re.findall(r'getattr\([^)]*\)\(\s*"([a-z_]+)"', text))
         events |= set(re.findall(r'return\s*\(?\s*"([a-z_]+)",\s*"(?:debug|info|warning|error)"',
                                  text))
+        events |= set(re.findall(r'(?:\{"event": |\._tell\()"([a-z_]+)"', text))  # the log's own
     return events
 
 

@@ -1,20 +1,18 @@
 """Logging: every line rendered once as JSON, written once per event-loop turn.
 
 structlog renders each line to JSON itself (no stdlib handler chain, no second rendering to
-measure it for rotation) and hands it to one sink. The sink writes to the log file when the
-event loop's turn ends (one write for all the lines of the turn; at once outside a loop or from
-another thread), rotates by its own byte count (`max_bytes`, for tmpfs routers without
-logrotate: .1 .2 .3 beside it) or follows an external logrotate's rename (`max_bytes = 0`: one
-stat per write). stderr (the journal, logd) gets the human form of warnings and errors when a
-log file is kept, and of every line when it is not. Records of stdlib loggers (asyncio,
-transitions, pyudev) reach the same sink.
+measure it for rotation) and hands it to one sink. The sink hands the lines to the log file
+(observe.logfile: whole lines, rotation, its own trouble folded and never raised) when the event
+loop's turn ends (one write for all the lines of the turn; at once outside a loop or from another
+thread). stderr (the journal, logd) gets the human form of warnings and errors when a log file is
+kept, and of every line when it is not. Records of stdlib loggers (asyncio, transitions, pyudev)
+reach the same sink.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import threading
 from collections import deque
@@ -25,7 +23,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-ROTATED_FILES = 3  # events.jsonl.1 … .3 kept beside the live file when size-capped
+from supervisor.observe.logfile import LogFile
+
 RECENT_EVENTS = 20  # info and above kept in memory for the status page
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR, "critical": logging.CRITICAL, "exception": logging.ERROR}
@@ -48,13 +47,9 @@ class LogSink:
         self._errs: list[str] = []
         self._lock = threading.Lock()
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
-        self._file: Any = None
-        self._size = 0
-        self._inode: tuple[int, int] | None = None
         self.recent: deque[EventDict] = deque(maxlen=RECENT_EVENTS)
-        if log_file is not None:
-            log_file.parent.mkdir(parents=True, exist_ok=True)
-            self._open()
+        self._file = (LogFile(log_file, max_bytes=max_bytes, report=self._report,
+                              render=self._render) if log_file is not None else None)
 
     # -- the last processor of structlog's chain -------------------------------------------
     def __call__(self, _logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
@@ -89,6 +84,9 @@ class LogSink:
             self._scheduled_on = loop
         loop.call_soon(self.flush)
 
+    def trouble(self) -> str | None:
+        return self._file.trouble if self._file is not None else None
+
     def recent_events(self) -> list[EventDict]:
         with self._lock:
             return list(self.recent)
@@ -109,65 +107,30 @@ class LogSink:
             except (OSError, ValueError):
                 pass  # stderr closed: the file still has every line
         if lines and self._file is not None:
-            try:
-                self._write(lines)
-            except OSError as exc:
-                print(f"printer-supervisor: cannot write the log {self.path}: {exc}",
-                      file=self._stderr)
+            self._file.write(lines)
 
-    def _write(self, lines: list[str]) -> None:
-        if self.max_bytes == 0:
-            self._follow_rename()
-            self._file.write("".join(f"{line}\n" for line in lines))
-        else:
-            chunk: list[str] = []
-            for line in lines:
-                data = f"{line}\n"
-                size = len(data.encode("utf-8")) if not data.isascii() else len(data)
-                if self._size and self._size + size > self.max_bytes:
-                    self._file.write("".join(chunk))
-                    chunk = []
-                    self._rotate()
-                chunk.append(data)
-                self._size += size
-            self._file.write("".join(chunk))
-        self._file.flush()
+    def _render(self, fields: dict[str, Any]) -> str:
+        """A record of the sink's own, as the chain would have rendered it."""
+        return str(self._json(None, "", {"timestamp": _now(), **fields}))
 
-    def _open(self) -> None:
-        assert self.path is not None
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open)
-        info = os.fstat(self._file.fileno())
-        self._size, self._inode = info.st_size, (info.st_dev, info.st_ino)
-
-    def _rotate(self) -> None:
-        """As logging's RotatingFileHandler names them: .1 is the newest of the old ones."""
-        assert self.path is not None
-        self._file.close()
-        for n in range(ROTATED_FILES - 1, 0, -1):
-            older = self.path.with_name(f"{self.path.name}.{n}")
-            if older.exists():
-                os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
-        if self.path.exists():
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._open()
-
-    def _follow_rename(self) -> None:
-        """logrotate moved the file away (or deleted it): write to a new one at the path."""
-        assert self.path is not None
+    def _report(self, fields: dict[str, Any]) -> None:
+        """The log file's own trouble: on stderr only (the file is what fails)."""
         try:
-            info = os.stat(self.path)
-            current: tuple[int, int] | None = (info.st_dev, info.st_ino)
-        except FileNotFoundError:
-            current = None
-        if current != self._inode:
-            self._file.close()
-            self._open()
+            self._stderr.write(str(self._console(None, "", {"timestamp": _now(), **fields}))
+                               + "\n")
+            self._stderr.flush()
+        except (OSError, ValueError):
+            pass  # stderr closed too: nowhere left to tell
 
     def close(self) -> None:
         self.flush()
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -245,6 +208,11 @@ def reset_logging() -> None:
 def recent_events() -> list[EventDict]:
     """The last info-and-above records, oldest first (the status page shows them)."""
     return _sink.recent_events() if _sink is not None else []
+
+
+def log_trouble() -> str | None:
+    """Why the log file cannot be written now, or None (`status` shows it)."""
+    return _sink.trouble() if _sink is not None else None
 
 
 def flush_logging() -> None:
