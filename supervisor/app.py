@@ -17,7 +17,7 @@ from supervisor import __version__
 from supervisor.config import ConfigError, Settings, load_settings
 from supervisor.core.announce import Subject, loopback_only
 from supervisor.core.catalog import load_catalog
-from supervisor.core.devices import Snapshot
+from supervisor.core.devices import NODE_REFUSAL_HINT, Snapshot
 from supervisor.core.events import EventError, parse_event
 from supervisor.core.exposition import render
 from supervisor.core.machine import build_machine
@@ -33,7 +33,8 @@ from supervisor.runtime import PrinterRuntime
 from supervisor.sources.control import ControlServer, RequestError
 from supervisor.sources.monitor import MonitorSource, open_monitor
 from supervisor.sources.statefile import load_ports, save_ports
-from supervisor.sources.sysfs import scan
+from supervisor.sources.sysfs import inspect_nodes, scan
+from supervisor.workers.forwarder import Waiting
 
 if TYPE_CHECKING:  # imported when configured: a router that uses neither does not pay for them
     from supervisor.publish.httpd import StatusServer
@@ -77,7 +78,7 @@ class Service:
         self._memory = dict(self.registry.remembered)
         self._reload_wanted = asyncio.Event()
         self._changing = asyncio.Lock()  # one reconcile or reload at a time
-        self._leaving: set[asyncio.Task[None]] = set()  # printers a reload is stopping
+        self._leaving: set[asyncio.Task[list[Waiting]]] = set()  # printers a reload stops
         self.counters = ServiceCounters()
         self.announcer = Announcer(settings.daemon, self._mdns_subjects, umdns_dir=umdns_dir)
         self._status_pending = False
@@ -177,7 +178,7 @@ class Service:
         return source
 
     def _add_runtime(self, name: str,
-                     after: asyncio.Task[None] | None = None) -> PrinterRuntime:
+                     after: asyncio.Task[list[Waiting]] | None = None) -> PrinterRuntime:
         daemon = self.settings.daemon
         runtime = PrinterRuntime(self.registry.entries[name], bind=daemon.bind,
                                  firmware_dirs=daemon.firmware_dirs, catalog=self._catalog,
@@ -255,11 +256,26 @@ class Service:
         self._remember()
 
     def _scan(self) -> Snapshot:
+        """The device tree now (in a worker thread): USB printers, and which nodes are there.
+
+        A configured `device` that is there but is no printer node (a file, a directory) is not
+        present, and its printer's error says why for as long as that holds. The scan sets it:
+        no decision reaches a printer that is not present (a plain attribute, and a printer
+        that is not present has no task that would set it meanwhile).
+        """
         daemon = self.settings.daemon
-        statics = [p.device for p in self.settings.printers if p.is_static and p.device]
+        statics = {p.device: p.name for p in self.settings.printers if p.is_static and p.device}
         found = scan(daemon.sysfs, daemon.devfs)
-        nodes = [*statics, *(p.node for p in found.printers if p.node is not None)]
-        return Snapshot(found.printers, frozenset(n for n in nodes if os.path.exists(n)))
+        existing, refused = inspect_nodes(
+            [*statics, *(p.node for p in found.printers if p.node is not None)])
+        for node, name in statics.items():
+            if (runtime := self.printers.get(name)) is None:
+                continue
+            if node in refused:
+                runtime.model.error = refused[node]
+            elif (runtime.model.error or "").endswith(NODE_REFUSAL_HINT):
+                runtime.model.error = None  # gone, or a printer's node again
+        return Snapshot(found.printers, existing, refused)
 
     def _track_incomplete(self, snapshot: Snapshot) -> None:
         """Printers seen without a usable lp node are polled briefly, never slept on."""
@@ -329,8 +345,10 @@ class Service:
                        if (runtime := self.printers.pop(name, None)) is not None}
             # Leaving printers finish their jobs (within the grace) while everything else goes
             # on: rescans are not held up, and a changed printer's successor starts its work
-            # once its predecessor has let go of the port and the node.
-            stopping = {name: asyncio.create_task(runtime.shutdown(grace_s))
+            # once its predecessor has let go of the port and the node, and takes over its
+            # waiting clients (checked against the new settings).
+            stopping = {name: asyncio.create_task(
+                            runtime.shutdown(grace_s, hand_over=name in update.changed))
                         for name, runtime in leaving.items()}
             self._leaving.update(stopping.values())
             self.registry.apply_update(new, update)

@@ -32,7 +32,7 @@ from supervisor.workers.firmware import (
     push_firmware,
     read_device_id,
 )
-from supervisor.workers.forwarder import Forwarder, JobOutcome
+from supervisor.workers.forwarder import Forwarder, JobOutcome, Waiting
 
 FORWARDER_RESTART_S: Final = 1.0
 FIRMWARE_DEADLINE_S: Final = 120.0  # retries of a transient failure stop after this long
@@ -51,7 +51,7 @@ class PrinterRuntime:
                  catalog: Sequence[FirmwareEntry], rescan: Callable[[], None],
                  on_change: Callable[[], None], counters: PrinterCounters | None = None,
                  on_counted: Callable[[], None] = lambda: None,
-                 after: asyncio.Task[None] | None = None) -> None:
+                 after: asyncio.Task[list[Waiting]] | None = None) -> None:
         self.entry = entry
         self.bind = bind
         self.firmware_dirs = firmware_dirs
@@ -61,6 +61,8 @@ class PrinterRuntime:
         self._rescan = rescan
         self._changed = on_change  # state or error changed: the service's one-line status
         self._predecessor = after  # a reload's old runtime of this printer, still stopping
+        self._inherited: list[Waiting] = []  # its waiting clients, handed over once it stopped
+        self._retired = False  # shut down (by a reload or the service): it starts nothing again
         self._parked: FirmwareError | None = None  # why the last push gave up
         self._forwarder: Forwarder | None = None
         self.listening = False  # its port is bound (not merely wanted)
@@ -68,7 +70,7 @@ class PrinterRuntime:
         self.counters = counters or PrinterCounters()  # the service's, kept across reloads
         self._counted = on_counted  # a counter changed and nothing else did: the metrics only
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._stops: set[asyncio.Task[None]] = set()
+        self._stops: set[asyncio.Task[list[Waiting]]] = set()
         self._log = log.bind(printer=entry.name)
 
     @property
@@ -133,7 +135,7 @@ class PrinterRuntime:
         self._changed()
 
     def _start(self, kind: str, work: Coroutine[Any, Any, None]) -> None:
-        if kind in self._tasks:
+        if kind in self._tasks or self._retired:  # a retired printer's job end starts nothing
             work.close()
             return
         task = asyncio.create_task(work, name=f"{kind}-{self.name}")
@@ -146,27 +148,46 @@ class PrinterRuntime:
         if task is not None:
             task.cancel()
 
-    def _stop_forwarder(self, *, grace_s: float, reason: str) -> None:
+    def _stop_forwarder(self, *, grace_s: float, reason: str, hand_over: bool = False) -> None:
         task, forwarder = self._tasks.pop("forwarder", None), self._forwarder
         self._forwarder = None
         if task is None:
             return
-        stopping = asyncio.create_task(_stop(task, forwarder, grace_s=grace_s, reason=reason))
+        stopping = asyncio.create_task(_stop(task, forwarder, grace_s=grace_s, reason=reason,
+                                             hand_over=hand_over))
         self._stops.add(stopping)
         stopping.add_done_callback(self._stops.discard)
 
-    async def shutdown(self, grace_s: float) -> None:
-        """Stop accepting, let a running job finish within `grace_s`, end every task."""
+    async def shutdown(self, grace_s: float, *, hand_over: bool = False) -> list[Waiting]:
+        """Stop accepting, let a running job finish within `grace_s`, end every task; nothing
+        starts again. With `hand_over` (a reload changed this printer) its waiting clients are
+        returned open, in their order, for its successor; otherwise they are closed."""
+        self._retired = True
         self._cancel("firmware")
-        self._stop_forwarder(grace_s=grace_s, reason="service stopping")
-        if self._stops:
-            await asyncio.gather(*self._stops)
+        self._stop_forwarder(grace_s=grace_s, reason="service stopping", hand_over=hand_over)
+        kept = [client for clients in await asyncio.gather(*self._stops)
+                for client in clients]
+        await self._predecessor_gone()  # its waiting clients are ours to pass on or close
+        inherited, self._inherited = self._inherited, []
+        if not hand_over:
+            for waiting in inherited:
+                waiting.sock.close()
+            return []
+        return [*inherited, *kept]
 
     # -- the tasks --------------------------------------------------------------------------
     async def _predecessor_gone(self) -> None:
-        """Wait until a reload's old runtime of this printer has released port and node."""
-        if self._predecessor is not None:
-            await asyncio.shield(self._predecessor)  # cancelling us must not cancel it
+        """Wait until a reload's old runtime of this printer has released port and node; its
+        waiting clients are then ours."""
+        predecessor = self._predecessor
+        if predecessor is None:
+            return
+        with contextlib.suppress(Exception):  # a bug there is logged there
+            await asyncio.shield(predecessor)  # cancelling us must not cancel it
+        if self._predecessor is predecessor:  # (shutdown may be waiting on it as well)
+            self._predecessor = None
+            if not predecessor.cancelled() and predecessor.exception() is None:
+                self._inherited += predecessor.result()
 
     async def _serve(self) -> None:
         """The forwarder, restarted after an unexpected failure (a bug must not end the service)."""
@@ -174,8 +195,10 @@ class PrinterRuntime:
         assert node is not None
         await self._predecessor_gone()
         while True:
+            inherited, self._inherited = self._inherited, []
             self._forwarder = Forwarder(self.entry.settings, device=node,
-                                        port=self.entry.port, bind=self.bind, owner=self)
+                                        port=self.entry.port, bind=self.bind, owner=self,
+                                        inherited=inherited)
             try:
                 await self._forwarder.run()
                 return
@@ -300,10 +323,12 @@ class PrinterRuntime:
 
 
 async def _stop(task: asyncio.Task[None], forwarder: Forwarder | None, *, grace_s: float,
-                reason: str) -> None:
+                reason: str, hand_over: bool) -> list[Waiting]:
+    kept = []
     if forwarder is not None:
-        await forwarder.stop(grace_s=grace_s, reason=reason)
+        kept = await forwarder.stop(grace_s=grace_s, reason=reason, hand_over=hand_over)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    return kept
 

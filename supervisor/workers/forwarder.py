@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol, TypeVar
@@ -51,6 +51,7 @@ class Waiting:
     sock: socket.socket
     client: str  # "address:port", for the log
     host: str  # its address: the per-address cap, folded log lines
+    address: str  # as accepted (IPv4-mapped, scope id): what `allow` is checked against
     accepted: float  # time.monotonic(): its idle clock starts here
     sent: bool = False  # its first byte is here (peeked, not read): it waits for its turn
 
@@ -69,7 +70,8 @@ class Forwarder:
     """Serves one printer's port; `run` until cancelled, `stop` for a graceful end."""
 
     def __init__(self, settings: PrinterSettings, *, device: Path, port: int,
-                 bind: tuple[str, ...], owner: ForwarderOwner) -> None:
+                 bind: tuple[str, ...], owner: ForwarderOwner,
+                 inherited: Sequence[Waiting] = ()) -> None:
         self.settings = settings
         self.device = device
         self.port = port
@@ -78,6 +80,9 @@ class Forwarder:
         self._log = structlog.get_logger("supervisor.forwarder").bind(printer=settings.name)
         self._folded = FoldedLog(self._log)
         self._waiting: list[Waiting] = []  # in accept order: the order jobs are served in
+        # Clients a reload's predecessor had waiting: checked against these settings and
+        # watched once the port listens (they keep their place and their idle clock).
+        self._inherited = list(inherited)
         self._someone_sent = asyncio.Event()
         self._new_waiting = asyncio.Event()  # the idle sweep has a new deadline
         self._listeners: list[socket.socket] = []
@@ -98,6 +103,7 @@ class Forwarder:
             if self._stopping:
                 return
             self._accept_on()
+            self._take_inherited()
             self._accepting = [asyncio.create_task(self._idle_sweep())]
             self._jobs = asyncio.create_task(self._job_loop())
             await self._jobs
@@ -105,23 +111,28 @@ class Forwarder:
             self._close_listeners()
             self._drop_waiting()
 
-    async def stop(self, *, grace_s: float, reason: str) -> None:
-        """Stop accepting now; let a running job finish within `grace_s`, then abort it."""
+    async def stop(self, *, grace_s: float, reason: str,
+                   hand_over: bool = False) -> list[Waiting]:
+        """Stop accepting now; let a running job finish within `grace_s`, then abort it.
+
+        With `hand_over` (a reload changed this printer) the waiting clients are not closed but
+        returned, in their order, for the printer's next forwarder to check and serve."""
         self._stopping = True
         self._stop_reason = reason
         self._close_listeners()
+        kept = self._release_waiting() if hand_over else []
         self._drop_waiting()
-        if self._no_job.is_set():
-            return
-        try:
-            async with asyncio.timeout(grace_s):  # not wait_for: it can swallow a cancel
+        if not self._no_job.is_set():
+            try:
+                async with asyncio.timeout(grace_s):  # not wait_for: it can swallow a cancel
+                    await self._no_job.wait()
+            except TimeoutError:
+                if self._pump is not None:
+                    self._pump.abort(reason)
+                elif self._jobs is not None:  # still waiting for the device to open
+                    self._jobs.cancel()
                 await self._no_job.wait()
-        except TimeoutError:
-            if self._pump is not None:
-                self._pump.abort(reason)
-            elif self._jobs is not None:  # still waiting for the device to open
-                self._jobs.cancel()
-            await self._no_job.wait()
+        return kept
 
     # -- listening ---------------------------------------------------------------------------
     async def _bind_with_retry(self) -> None:
@@ -192,20 +203,32 @@ class Forwarder:
                ) -> None:
         client = format_address(address)
         host = client.rpartition(":")[0].strip("[]")
-        refused = self._refusal(address[0], host)
+        self._enqueue(Waiting(conn, client, host, address[0], time.monotonic()))
+
+    def _enqueue(self, waiting: Waiting) -> None:
+        """A client joins the end of the queue, unless `allow` or a cap refuses it."""
+        refused = self._refusal(waiting.address, waiting.host)
         if refused is not None:
             event, level, kind, reason = refused
-            self._folded.log(level, event, host, client=client, reason=reason)
-            conn.close()
+            self._folded.log(level, event, waiting.host, client=waiting.client, reason=reason)
+            waiting.sock.close()
             self._owner.refused(kind)
             return
-        waiting = Waiting(conn, client, host, time.monotonic())
         if not any(not w.sent for w in self._waiting):
             self._new_waiting.set()  # the idle sweep had no deadline; later ones come after
         self._waiting.append(waiting)
         self._owner.queue_length(len(self._waiting))
-        if not self._peek(waiting):  # most clients send right away: no reader to add then
-            asyncio.get_running_loop().add_reader(conn.fileno(), self._first_byte, waiting)
+        if waiting.sent:  # inherited with its first byte already here
+            self._someone_sent.set()
+        elif not self._peek(waiting):  # most clients send right away: no reader to add then
+            asyncio.get_running_loop().add_reader(waiting.sock.fileno(), self._first_byte,
+                                                  waiting)
+
+    def _take_inherited(self) -> None:
+        """The predecessor's waiting clients, in their order, checked as if they came now."""
+        inherited, self._inherited = self._inherited, []
+        for waiting in inherited:
+            self._enqueue(waiting)
 
     def _refusal(self, address: str, host: str) -> tuple[str, str, str, str] | None:
         """Why a new client is closed at once (event, level, setting, reason), or None to
@@ -268,10 +291,25 @@ class Forwarder:
                     await self._new_waiting.wait()
 
     def _drop_waiting(self) -> None:
-        for waiting in list(self._waiting):
-            self._drop(waiting)
+        for waiting in [*self._waiting, *self._inherited]:
+            if waiting in self._waiting:
+                self._drop(waiting)
+            else:
+                waiting.sock.close()
+        self._inherited = []
         self._folded.flush()
         self._owner.queue_length(0)
+
+    def _release_waiting(self) -> list[Waiting]:
+        """The waiting clients, unwatched and out of the queue but open, in their order."""
+        loop = asyncio.get_running_loop()
+        released = [*self._inherited, *self._waiting]
+        for waiting in self._waiting:
+            if not waiting.sent:
+                loop.remove_reader(waiting.sock.fileno())
+        self._waiting, self._inherited = [], []
+        self._owner.queue_length(0)
+        return released
 
     # -- jobs --------------------------------------------------------------------------------
     async def _job_loop(self) -> None:
