@@ -159,12 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # -- run -----------------------------------------------------------------------------------------
-def _load(path_arg: str | None, command: str) -> Settings | int:
+def _load(path_arg: str | None, command: str, *, inspect_devices: bool = False) -> Settings | int:
     from supervisor.config import ConfigError, config_path, load_settings
 
     path, required = config_path(path_arg, os.environ)
     try:
-        return load_settings(path, required=required)
+        return load_settings(path, required=required, inspect_devices=inspect_devices)
     except ConfigError as exc:
         print(f"supervisorctl {command}: {path} is not a valid configuration:", file=sys.stderr)
         for problem in exc.problems:
@@ -286,16 +286,22 @@ def render_status(document: dict[str, object]) -> str:
     daemon = document.get("daemon")
     if isinstance(daemon, dict):
         if daemon.get("http"):
-            lines.append(f"status page and metrics: http://{daemon['http']}/ and /metrics")
+            lines.append(f"status page and metrics: http://{_cell(daemon['http'])}/ and /metrics")
         if daemon.get("metrics_file"):
-            lines.append(f"metrics file: {daemon['metrics_file']}")
+            lines.append(f"metrics file: {_cell(daemon['metrics_file'])}")
         if daemon.get("error"):
-            lines.append(f"service error: {daemon['error']}")
+            lines.append(f"service error: {_cell(daemon['error'])}")
     return "\n".join(line.rstrip() for line in lines)
 
 
 def _cell(value: object) -> str:
-    return "-" if value is None else str(value)
+    """A value as the terminal may show it: what is not printable (a newline that would split
+    the row, ESC that would reach the terminal) escaped as Python writes it, e.g. \\x1b."""
+    text = "-" if value is None else str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 # -- logs ----------------------------------------------------------------------------------------
@@ -431,7 +437,7 @@ def render_firmware(settings: Settings, *, verbose: bool = False) -> str:
     import textwrap
 
     from supervisor.core.catalog import load_catalog
-    from supervisor.workers.firmware import FirmwareMissing, find_firmware
+    from supervisor.workers.firmware import HOW_TO_OBTAIN, FirmwareMissing, find_firmware
 
     catalog, dirs = load_catalog(), settings.daemon.firmware_dirs
     searched = ", ".join(map(str, dirs)) or "no firmware_dirs configured"
@@ -452,8 +458,8 @@ def render_firmware(settings: Settings, *, verbose: bool = False) -> str:
         if verbose and index > 0:
             lines += textwrap.wrap(catalog[index - 1].reason, 96, initial_indent="    ",
                                    subsequent_indent="    ")
-    lines.append(f"{present} of {len(catalog)} present. Missing files: see "
-                 "supervisor/firmware/README.md for how to obtain them"
+    lines.append(f"{present} of {len(catalog)} present. How to obtain missing files: "
+                 f"{HOW_TO_OBTAIN}"
                  + ("." if verbose else "; -v says why each model needs its firmware."))
     return "\n".join(lines)
 
@@ -488,7 +494,7 @@ def firmware_warnings(settings: Settings) -> list[str]:
 def cmd_check_config(args: argparse.Namespace) -> int:
     from supervisor.core.ports import assign_ports
 
-    settings = _load(args.path or args.config, "check-config")
+    settings = _load(args.path or args.config, "check-config", inspect_devices=True)
     if isinstance(settings, int):
         return settings
     d = settings.daemon

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from supervisor.core.devices import node_refusal
 from supervisor.protocol import CONFIG_ENV, DEFAULT_CONFIG, DEFAULT_UCI
 
 DEFAULT_CONFIG_PATH = Path(DEFAULT_CONFIG)
@@ -169,9 +171,10 @@ def config_path(explicit: str | None, environ: Mapping[str, str]) -> tuple[Path,
     return DEFAULT_CONFIG_PATH, False
 
 
-def load_settings(path: Path, *, required: bool) -> Settings:
+def load_settings(path: Path, *, required: bool, inspect_devices: bool = False) -> Settings:
     """Read and validate `path` (TOML, or UCI recognised by its content); a missing default
-    file means the defaults."""
+    file means the defaults. `inspect_devices` (check-config) also refuses a `device` that is
+    there but is not a printer's node; the service finds that per printer, at every scan."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -186,8 +189,8 @@ def load_settings(path: Path, *, required: bool) -> Settings:
     if is_uci(text):
         from supervisor.uciconfig import parse_uci_settings  # noqa: PLC0415 (OpenWrt's form)
 
-        return parse_uci_settings(text, path)
-    return parse_settings(text, path)
+        return parse_uci_settings(text, path, inspect_devices=inspect_devices)
+    return parse_settings(text, path, inspect_devices=inspect_devices)
 
 
 def is_uci(text: str) -> bool:
@@ -201,14 +204,15 @@ def is_uci(text: str) -> bool:
     return False
 
 
-def parse_settings(text: str, source: Path | None = None) -> Settings:
+def parse_settings(text: str, source: Path | None = None, *,
+                   inspect_devices: bool = False) -> Settings:
     """Validate TOML text into Settings, or raise ConfigError listing every problem."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         line = _line_of_decode_error(str(exc))
         raise ConfigError([Problem("syntax", f"not valid TOML: {exc}", line)], source) from None
-    validator = _Validator(text)
+    validator = _Validator(text, inspect_devices=inspect_devices)
     settings = validator.settings(raw, source)
     if validator.problems:
         raise ConfigError(validator.problems, source)
@@ -220,10 +224,11 @@ Locator = Callable[[str, int, "str | None"], "int | None"]
 
 
 def validate_raw(raw: dict[str, Any], source: Path | None, locate: Locator,
-                 problems: list[Problem], warnings: tuple[str, ...] = ()) -> Settings:
+                 problems: list[Problem], warnings: tuple[str, ...] = (), *,
+                 inspect_devices: bool = False) -> Settings:
     """Validate a configuration read from another form (UCI) as TOML's is validated:
     `raw` shaped like the TOML document, `locate` finding lines, `problems` found so far."""
-    validator = _Validator("", locate)
+    validator = _Validator("", locate, inspect_devices=inspect_devices)
     validator.problems.extend(problems)
     settings = validator.settings(raw, source)
     if validator.problems:
@@ -246,10 +251,12 @@ _PRINTER_KEYS = frozenset(PrinterSettings.__dataclass_fields__)
 class _Validator:
     """Collects every problem instead of stopping at the first."""
 
-    def __init__(self, text: str, locate: Locator | None = None) -> None:
+    def __init__(self, text: str, locate: Locator | None = None, *,
+                 inspect_devices: bool = False) -> None:
         self.lines = text.splitlines()
         self.problems: list[Problem] = []
         self._locate = locate
+        self._inspect_devices = inspect_devices
 
     # -- locating keys for messages ---------------------------------------------------------
     def _line(self, header: str, index: int, key: str | None) -> int | None:
@@ -375,7 +382,7 @@ class _Validator:
         d = PrinterSettings(name="")
         name = get.string("name", "", check=_check_name)
         match = get.optional_string("match", check=_check_product_glob)
-        device = get.optional_string("device", check=_check_device)
+        device = get.optional_string("device", check=self._check_device)
         serial = get.optional_string("serial")
         if "name" not in raw:
             get.fail("name", "is required: a unique name made of a-z, 0-9, _ and -")
@@ -400,6 +407,11 @@ class _Validator:
             mdns_name=get.optional_string("mdns_name", check=check_mdns_name),
             location=get.optional_string("location", check=check_location),
         )
+
+    def _check_device(self, value: str) -> str | None:
+        if (problem := _check_device(value)) is not None or not self._inspect_devices:
+            return problem
+        return _check_device_node(value)
 
     def cross_check(self, printers: tuple[PrinterSettings, ...]) -> None:
         names: dict[str, int] = {}
@@ -549,9 +561,21 @@ def _normalize_glob(value: str) -> str:
 
 
 def _check_device(value: str) -> str | None:
-    if value.startswith("/"):
+    if not value.startswith("/"):
+        return f"{value!r} must be an absolute path such as /dev/usb/lp0"
+    if not value.isprintable():
+        return f"{value!r} holds a control character"
+    return None
+
+
+def _check_device_node(value: str) -> str | None:
+    """A `device` that is there must be a printer's node; one not there yet is fine (printers
+    get plugged later). The service checks again at every scan and every open."""
+    try:
+        mode = os.stat(value).st_mode
+    except OSError:
         return None
-    return f"{value!r} must be an absolute path such as /dev/usb/lp0"
+    return node_refusal(Path(value), mode)
 
 
 def _check_firmware(value: str) -> str | None:

@@ -36,7 +36,8 @@ _KINDS: Final = {
 }
 
 
-def parse_uci_settings(text: str, source: Path | None = None) -> Settings:
+def parse_uci_settings(text: str, source: Path | None = None, *,
+                       inspect_devices: bool = False) -> Settings:
     """Validate UCI text into Settings, or raise ConfigError listing every problem."""
     from supervisor.config import ConfigError  # noqa: PLC0415
 
@@ -78,7 +79,8 @@ def parse_uci_settings(text: str, source: Path | None = None) -> Settings:
         return section.option_lines.get(key, section.line) if key else section.line
 
     in_order = tuple(text for _, text in sorted(warnings))
-    return validate_raw(raw, source, locate, problems, in_order)
+    return validate_raw(raw, source, locate, problems, in_order,
+                        inspect_devices=inspect_devices)
 
 
 def _printer(section: UciSection, problems: list[Problem],

@@ -47,22 +47,23 @@ def test_model_name_does_not_repeat_the_maker(mfg: str | None, mdl: str | None,
 def test_txt_record_carries_what_cups_builds_the_device_id_from() -> None:
     txt = txt_record(subject(location="upstairs"))
     uuid = printer_uuid(subject())
-    assert txt == ("txtvers=1", "qtotal=1", "ty=HP LaserJet 1018", "product=(HP LaserJet 1018)",
-                   "usb_MFG=Hewlett-Packard", "usb_MDL=HP LaserJet 1018", "usb_CMD=ACL",
-                   "note=upstairs", "priority=50", f"UUID={uuid}")
+    assert txt == ("txtvers=1", "qtotal=1", "rp=?snmp=false", "ty=HP LaserJet 1018",
+                   "product=(HP LaserJet 1018)", "usb_MFG=Hewlett-Packard",
+                   "usb_MDL=HP LaserJet 1018", "usb_CMD=ACL", "note=upstairs", "priority=50",
+                   f"UUID={uuid}")
 
 
 def test_txt_record_of_a_printer_without_a_device_id_uses_the_usb_strings() -> None:
     txt = txt_record(subject(device_id=None, manufacturer="Brother", model="HL-1110 series",
                              serial=None, identity="04f9:0054@1-1"))
-    assert txt == ("txtvers=1", "qtotal=1", "ty=Brother HL-1110 series",
+    assert txt == ("txtvers=1", "qtotal=1", "rp=?snmp=false", "ty=Brother HL-1110 series",
                    "product=(HL-1110 series)", "usb_MFG=Brother", "usb_MDL=HL-1110 series",
                    "priority=50")
 
 
 def test_txt_record_of_a_bare_static_node_has_no_empty_string() -> None:
     txt = txt_record(Subject(printer="office", port=9102))
-    assert txt == ("txtvers=1", "qtotal=1", "priority=50")
+    assert txt == ("txtvers=1", "qtotal=1", "rp=?snmp=false", "priority=50")
     assert all(txt)
 
 
@@ -126,3 +127,17 @@ def test_long_names_keep_the_host_and_fit_one_label() -> None:
 ])
 def test_loopback_only(bind: list[str], expected: bool) -> None:
     assert loopback_only(bind) is expected
+
+
+def test_default_names_hold_no_control_characters() -> None:
+    # RFC 6763 §4.1.1 forbids 0x00-0x1F and 0x7F in instance names (C1 is no better).
+    hostile = subject(device_id="MFG:Evil\x1b[2J\nCorp;MDL:Laser\tJet\x7f\x9b;",
+                      manufacturer="x\x00y", model="a\rb")
+    names = plan([hostile, subject("two", device_id=None, manufacturer="M\x1b",
+                                   model="Jet\u2028Line")], "host\x07")
+    for announcement in names.values():
+        name = announcement.name
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029"
+                       for c in name), repr(name)
+        assert len(name.encode()) <= NAME_MAX_BYTES
+    assert names["lj"].name == "Evil\ufffd[2J\ufffdCorp Laser\ufffdJet\ufffd\ufffd @ host\ufffd"

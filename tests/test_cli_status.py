@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness import ServiceThread, as_nobody, free_port
 
+from supervisor.cli import render_status
 from supervisor.client import ServiceUnreachable, request
 from supervisor.virtual import VirtualPrinter
 
@@ -101,3 +102,21 @@ def test_a_service_that_does_not_accept_is_reported_not_crashed(tmp_path: Path) 
     assert "printer-supervisor" in result.stderr and "Traceback" not in result.stderr
     for sock in (stuck, *fillers):
         sock.close()
+
+
+def test_the_table_escapes_what_is_not_printable() -> None:
+    # Device strings are cleaned where they enter; the table does not rely on it: whatever a
+    # field holds (an error text, a name from elsewhere) shows escaped on its own row.
+    hostile = {"name": "evil", "state": "ready", "port": 9100, "device": "/dev/usb/lp0\n",
+               "product": "3f0/4117/100", "jobs": 0, "since": "2026-11-23T12:00:00Z",
+               "mdns": "Evil\x1b[2J\nCorp\u2028Jet\x85 @ host", "error": "a\tb\r\x00\x9b31m"}
+    document = {"daemon": {"error": "bad\nthing\x1b]0;title\x07"},
+                "printers": [hostile, {**hostile, "name": "other"}]}
+    lines = render_status(document).split("\n")
+    assert len(lines) == 1 + 2 + 1  # header, a row per printer, the service error
+    assert [line.split()[0] for line in lines[1:3]] == ["evil", "other"]
+    table = "\n".join(lines)
+    assert all(c == "\n" or c.isprintable() for c in table), repr(table)
+    assert r"Evil\x1b[2J\nCorp\u2028Jet\x85 @ host" in lines[1]
+    assert lines[1].endswith(r"a\tb\r\x00\x9b31m")
+    assert lines[3] == r"service error: bad\nthing\x1b]0;title\x07"

@@ -8,6 +8,9 @@ import pytest
 
 from supervisor.cli import main
 from supervisor.core.catalog import load_catalog
+from supervisor.workers.firmware import HOW_TO_OBTAIN
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BLOB = b"\x1b%-12345X@PJL ENTER LANGUAGE=ACL\r\n" + bytes(64)  # made here, never a real one
 
@@ -51,6 +54,7 @@ def test_firmware_list_says_where_each_file_is(
     assert f"missing (searched {tmp_path / 'fw-a'}, {tmp_path / 'fw-b'})" in missing
     assert f"1 of {len(load_catalog())} present" in out
     assert "Host-based" not in out  # reasons only with -v
+    assert "How to obtain missing files: man 8 printer-supervisor, section FIRMWARE" in out
 
 
 def test_firmware_list_verbose_gives_the_reason(
@@ -108,3 +112,20 @@ def test_check_config_warns_about_missing_firmware(
         assert line.startswith("warning: printer " + fragment)
         assert f"{tmp_path / 'fw-a'}, {tmp_path / 'fw-b'}" in line
         assert "waits in firmware-needed" in line
+        # The installed man page, not a file of the source tree, says how to get the file.
+        assert "(how to obtain it: man 8 printer-supervisor, section FIRMWARE)" in line
+        assert "README" not in line
+
+
+def test_the_page_the_messages_name_says_how_to_obtain_the_files() -> None:
+    """The section named by the warning exists in printer-supervisor(8), and says where the
+    files come from and where they go."""
+    page = ROOT / "man" / "printer-supervisor.8.rst"
+    assert HOW_TO_OBTAIN == "man 8 printer-supervisor, section FIRMWARE"
+    section = page.read_text(encoding="utf-8").split("\nFIRMWARE\n========\n", 1)[1]
+    section = section.split("\n=====", 1)[0]
+    for needed in ("printer-driver-foo2zjs", "getweb 1018", "sihp1018.dl", "/lib/firmware/hp/",
+                   "/usr/share/foo2zjs/firmware/", "firmware_dirs", "OpenWrt"):
+        assert needed in section, needed
+    roff = (ROOT / "man" / "printer-supervisor.8").read_text(encoding="utf-8")
+    assert ".SH FIRMWARE" in roff

@@ -120,6 +120,8 @@ async def test_missing_file_names_it_and_every_directory(tmp_path: Path) -> None
     assert all(str(d) in message for d in dirs)
     assert caught.value.permanent
     assert caught.value.dirs == tuple(dirs)
+    # an installed user has the man page, not the source tree's firmware/README.md
+    assert message.endswith("(how to obtain it: man 8 printer-supervisor, section FIRMWARE)")
 
 
 def test_find_takes_the_first_directory_that_has_it(tmp_path: Path, blob_file: Path) -> None:
@@ -238,7 +240,9 @@ def _reply(text: bytes, *, swapped: bool = False, size: int = 1024) -> bytes:
     (_reply(b"MFG:HP;MDL:LaserJet 1018;FWVER:1;"), "MFG:HP;MDL:LaserJet 1018;FWVER:1;"),
     (_reply(b"MFG:HP;MDL:LaserJet 1018;", swapped=True), "MFG:HP;MDL:LaserJet 1018;"),
     (_reply(b"MFG:Hewlett-Packard;", swapped=True, size=100), "MFG:Hewlett-Packard;"),
-    (_reply(b"MFG:HP;MDL:\xe9t\xe9;"), "MFG:HP;MDL:\xe9t\xe9;"),  # latin-1, never a decode error
+    (_reply("MFG:HP;MDL:\xe9t\xe9;".encode()), "MFG:HP;MDL:\xe9t\xe9;"),  # UTF-8
+    (_reply(b"MFG:HP;MDL:\xe9t\xe9;"), "MFG:HP;MDL:\ufffdt\ufffd;"),  # not UTF-8: replaced
+    (_reply(b"MFG:HP;\x1b[2J\nMDL:X;"), "MFG:HP;\ufffd[2J\ufffdMDL:X;"),  # no control chars
     (_reply(b"MFG:HP;MDL:X;")[:10], "MFG:HP;M"),  # truncated: what arrived, not more
     (b"\x00\x02" + bytes(100), None),
     (b"\x00", None),

@@ -58,6 +58,20 @@ def test_a_printer_is_present_only_once_its_node_exists() -> None:
     assert [type(d) for d in reg.reconcile(snap(usb("2-1", "A1")))] == [Present]
 
 
+def test_a_device_that_is_not_a_printer_node_is_never_present() -> None:
+    # The scan refuses what is there but is no character device or FIFO (a file, a folder).
+    reg = registry('[[printer]]\nname = "fixed"\ndevice = "/srv/file"\n\n'
+                   '[[printer]]\nname = "matched"\nmatch = "3f0/4117/*"\n'
+                   'device = "/srv/folder"\n\n[daemon]\nauto = false\n')
+    a = usb("2-1", "A1")
+    refused = {Path("/srv/file"): "a regular file", Path("/srv/folder"): "a directory"}
+    with_refusals = Snapshot((a,), snap(a).existing_nodes, refused)
+    assert reg.reconcile(with_refusals) == []
+    assert reg.reconcile(snap(a, extra=(Path("/srv/file"), Path("/srv/folder")))) == [
+        Present("fixed", Path("/srv/file"), None), Present("matched", Path("/srv/folder"), a)]
+    assert reg.reconcile(with_refusals) == [Gone("fixed"), Gone("matched")]
+
+
 def test_unplug_and_a_lost_remove_both_end_in_gone() -> None:
     reg = registry()
     reg.reconcile(snap(usb("2-1", "A1")))

@@ -139,15 +139,15 @@ def test_printer_unplugged_mid_scan_is_skipped(fake: FakeSysfs, devfs: Path,
     """Gone while we read it: not reported half-read (no serial would make another identity)."""
     fake.add_printer("2-1", lp="lp0")
     fake.add_printer("2-2", serial="CNB0000002", lp="lp1")
-    read_text = sysfs._read_text
+    read_bytes = sysfs._read_bytes
 
-    def unplug_then_read(path: str) -> str | None:
+    def unplug_then_read(path: str) -> bytes | None:
         if path.endswith(os.path.join("2-1", attribute)) or path.endswith(
                 os.path.join("2-1:1.0", attribute)):
             fake.remove("2-1")
-        return read_text(path)
+        return read_bytes(path)
 
-    monkeypatch.setattr(sysfs, "_read_text", unplug_then_read)
+    monkeypatch.setattr(sysfs, "_read_bytes", unplug_then_read)
     assert ports(scan(fake.root, devfs)) == ["2-2"]
 
 
@@ -178,10 +178,18 @@ def test_device_id_trailing_nul_and_newline_stripped(fake: FakeSysfs, devfs: Pat
 def test_existing_nodes(fake: FakeSysfs, devfs: Path) -> None:
     lp0, lp1, dangling = devfs / "usb" / "lp0", devfs / "usb" / "lp1", devfs / "usb" / "lp2"
     lp0.parent.mkdir(parents=True)
-    lp0.touch()
+    os.mkfifo(lp0)
     dangling.symlink_to(devfs / "pts" / "9")
-    snapshot = scan(fake.root, devfs, [lp0, lp1, dangling])
-    assert snapshot == Snapshot(existing_nodes=frozenset({lp0}))
+    null = devfs / "by-id" / "null"  # a symlink to a character device
+    null.parent.mkdir()
+    null.symlink_to("/dev/null")
+    file, folder = devfs / "file", devfs / "folder"
+    file.touch()
+    folder.mkdir()
+    snapshot = scan(fake.root, devfs, [lp0, lp1, dangling, null, file, folder])
+    assert snapshot.existing_nodes == frozenset({lp0, null})
+    assert {node: why.split(",")[0] for node, why in snapshot.refused_nodes.items()} == {
+        file: f"{file} is a regular file", folder: f"{folder} is a directory"}
 
 
 def test_product_and_identity() -> None:
@@ -269,3 +277,18 @@ def test_lp_events_without_replug_and_new_devnum_on_replug(fake: FakeSysfs) -> N
     before = fake.plug_events("2-1")[0]["DEVNUM"]
     fake.add_printer()  # replug at the same port
     assert fake.plug_events("2-1")[0]["DEVNUM"] != before
+
+
+def test_device_strings_are_cleaned_where_they_are_read(fake: FakeSysfs, devfs: Path) -> None:
+    device = fake.add_printer()
+    (device / "manufacturer").write_bytes(b"HP\x1b[2J\r\nInc\xff\n")
+    (device / "product").write_bytes(b"<b>'Laser'</b>" + b"Z" * 5000 + b"\n")
+    (device / "serial").write_bytes(b"\x00CN\x00B1\t\n")
+    fake.set_device_id("2-1", "MFG:HP;MDL:\x1b]0;x\x07Jet;\x00CMD:after-the-NUL;")
+    (printer,) = scan(fake.root, devfs).printers
+    r = "\ufffd"
+    assert printer.manufacturer == f"HP{r}[2J{r}{r}Inc{r}"
+    assert printer.model == "<b>'Laser'</b>" + "Z" * (126 - 14)
+    assert printer.serial == f"CN{r}B1"
+    assert printer.identity == f"03f0:4117:CN{r}B1"
+    assert printer.device_id == f"MFG:HP;MDL:{r}]0;x{r}Jet;"  # usblp shows it up to the NUL

@@ -12,12 +12,16 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from supervisor.core.devices import device_id_fields
+from supervisor.core.devices import device_id_fields, replace_controls
 
 SERVICE_TYPE = "_pdl-datastream._tcp"
 NAME_MAX_BYTES = 63  # one DNS label
 TXT_MAX_BYTES = 255  # one TXT string
 PRIORITY = 50  # CUPS's default; a lower value elsewhere would be preferred over this record
+#: `rp` (the "remote path"): CUPS resolves a dnssd:// queue of this service type to
+#: socket://host:port/ + rp, so queues made from the announcement skip the socket backend's SNMP
+#: supply queries, which no raw print server answers (two 2 s timeouts per job with a PPD).
+REMOTE_PATH = "?snmp=false"
 #: Namespace of the UUIDs announced per printer identity (uuid5 of VID:PID:serial): fixed
 #: forever, as CUPS skips a record whose UUID differs from the one in its queue's URI.
 UUID_NAMESPACE = bytes.fromhex("5f0c2b3e7a514f0e9d3c2a8e61b0c9d4")
@@ -69,7 +73,7 @@ def txt_record(subject: Subject) -> tuple[str, ...]:
     mdl = fields.get("MDL") or subject.model
     model = model_name(mfg, mdl)
     pairs: list[tuple[str, str | None]] = [
-        ("txtvers", "1"), ("qtotal", "1"),
+        ("txtvers", "1"), ("qtotal", "1"), ("rp", REMOTE_PATH),
         ("ty", model), ("product", f"({mdl or model})" if model else None),
         ("usb_MFG", mfg), ("usb_MDL", mdl), ("usb_CMD", fields.get("CMD")),
         ("note", subject.location), ("priority", str(PRIORITY)),
@@ -121,6 +125,9 @@ def default_name(subject: Subject, host: str, *, qualified: bool = False) -> str
     what = model or subject.printer
     if qualified and model:
         what = f"{model} ({subject.printer})"
+    # RFC 6763 §4.1.1: no 0x00-0x1F nor 0x7F in an instance name. Device strings are cleaned
+    # where they are read; this keeps the rule whatever a Subject holds (before the cut).
+    what, host = replace_controls(what), replace_controls(host)
     suffix = f" @ {host}" if host else ""
     room = NAME_MAX_BYTES - len(suffix.encode("utf-8"))
     if room < 8:  # an absurdly long host name: keep the printer's part

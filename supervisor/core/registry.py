@@ -114,7 +114,7 @@ class Registry:
                 wanted[static[usb.node]] = (usb.node, usb)
                 continue
             match = self._match(usb, taken=wanted.keys())
-            if match is not None:
+            if match is not None and match.settings.device not in snapshot.refused_nodes:
                 wanted[match.name] = (match.settings.device or usb.node, usb)
         return self._diff(wanted)
 

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import os
 import re
-import string
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from supervisor.core.devices import Snapshot, UsbPrinter
+from supervisor.core.devices import (
+    DEVICE_ID_MAX_CHARS,
+    USB_STRING_MAX_CHARS,
+    Snapshot,
+    UsbPrinter,
+    clean_device_string,
+    node_refusal,
+)
 
 PRINTER_CLASS: Final = 0x07
 _HEX16: Final = re.compile(r"[0-9a-fA-F]{1,4}")
 _HEX8: Final = re.compile(r"[0-9a-fA-F]{1,2}")
 _INTERFACE_NAME: Final = re.compile(r"(?P<device>[^:]+):(?P<config>\d+)\.(?P<number>\d+)")
 _LP_NAME: Final = re.compile(r"lp(?P<minor>\d+)")
-_STRING_JUNK: Final = string.whitespace + "\x00"
 
 
 def scan(sysfs: Path, devfs: Path, static_nodes: Iterable[Path] = ()) -> Snapshot:
@@ -38,8 +43,28 @@ def scan(sysfs: Path, devfs: Path, static_nodes: Iterable[Path] = ()) -> Snapsho
         and (printer := _read_printer(devices_dir, name, sorted(interfaces[name]), devfs))
     ]
     printers.sort(key=lambda printer: printer.port_path)
-    existing = frozenset(node for node in static_nodes if os.path.exists(node))
-    return Snapshot(printers=tuple(printers), existing_nodes=existing)
+    existing, refused = inspect_nodes(static_nodes)
+    return Snapshot(printers=tuple(printers), existing_nodes=existing, refused_nodes=refused)
+
+
+def inspect_nodes(nodes: Iterable[Path]) -> tuple[frozenset[Path], dict[Path, str]]:
+    """Which of `nodes` are there as printer nodes, and which are there but are not (why).
+
+    Symlinks are followed (udev's by-id links lead to the lp node); a path that is not there,
+    or not reachable, is neither: printers get plugged later.
+    """
+    existing: set[Path] = set()
+    refused: dict[Path, str] = {}
+    for node in nodes:
+        try:
+            mode = os.stat(node).st_mode
+        except (OSError, ValueError):  # ValueError: a NUL in the path
+            continue
+        if (why := node_refusal(node, mode)) is not None:
+            refused[node] = why
+        else:
+            existing.add(node)
+    return frozenset(existing), refused
 
 
 def _read_printer(devices_dir: str, name: str, interfaces: list[tuple[int, int, str]],
@@ -57,9 +82,9 @@ def _read_printer(devices_dir: str, name: str, interfaces: list[tuple[int, int, 
         return None
     printer = UsbPrinter(
         port_path=name, vendor_id=vendor_id, product_id=product_id, bcd_device=bcd_device,
-        serial=_read_string(device_dir, "serial"),
-        manufacturer=_read_string(device_dir, "manufacturer"),
-        model=_read_string(device_dir, "product"),
+        serial=_read_device_string(device_dir, "serial"),
+        manufacturer=_read_device_string(device_dir, "manufacturer"),
+        model=_read_device_string(device_dir, "product"),
         protocol=_read_hex(interface_dir, "bInterfaceProtocol", _HEX8),
         node=devfs / "usb" / lp if lp else None,
         device_id=_read_device_id(interface_dir),
@@ -96,11 +121,14 @@ def _lp_name(interface_dir: str) -> str | None:
 
 
 def _read_device_id(interface_dir: str) -> str | None:
-    """usblp's cached IEEE-1284 device ID; None when absent (usblp not bound) or empty."""
-    text = _read_text(os.path.join(interface_dir, "ieee1284_id"))
-    if text is None:
+    """usblp's cached IEEE-1284 device ID, cleaned; None when absent (usblp not bound) or empty.
+
+    Cut at a NUL as usblp shows it (a C string), as the ioctl's reply is read.
+    """
+    raw = _read_bytes(os.path.join(interface_dir, "ieee1284_id"))
+    if raw is None:
         return None
-    return text.rstrip("\x00\r\n") or None
+    return clean_device_string(raw.split(b"\0", 1)[0], DEVICE_ID_MAX_CHARS) or None
 
 
 def _read_hex(directory: str, attribute: str, pattern: re.Pattern[str]) -> int | None:
@@ -111,21 +139,28 @@ def _read_hex(directory: str, attribute: str, pattern: re.Pattern[str]) -> int |
 
 
 def _read_decimal(directory: str, attribute: str) -> int | None:
-    text = _read_string(directory, attribute)
-    return int(text) if text is not None and text.isdigit() else None
-
-
-def _read_string(directory: str, attribute: str) -> str | None:
     text = _read_text(os.path.join(directory, attribute))
-    if text is None:
+    text = text.strip() if text is not None else None
+    return int(text) if text and text.isascii() and text.isdigit() else None
+
+
+def _read_device_string(directory: str, attribute: str) -> str | None:
+    """A string descriptor the device chose (any bytes), cleaned; None when absent or empty."""
+    raw = _read_bytes(os.path.join(directory, attribute))
+    if raw is None:
         return None
-    return text.strip(_STRING_JUNK) or None
+    return clean_device_string(raw, USB_STRING_MAX_CHARS) or None
 
 
 def _read_text(path: str) -> str | None:
     """A sysfs attribute's text, or None if it is missing, unreadable or vanished meanwhile."""
+    raw = _read_bytes(path)
+    return raw.decode("utf-8", errors="replace") if raw is not None else None
+
+
+def _read_bytes(path: str) -> bytes | None:
     try:
-        with open(path, encoding="utf-8", errors="replace") as file:
+        with open(path, "rb") as file:
             return file.read()
     except OSError:
         return None

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from supervisor.core.devices import node_refusal
+
 OPEN_DEADLINE_S: Final = 30.0  # p910nd retries every 10 s forever; we give up and say why
 OPEN_FIRST_DELAY_S: Final = 0.05
 OPEN_MAX_DELAY_S: Final = 2.0
@@ -38,26 +40,21 @@ def _flags(bidirectional: bool) -> int:
     return access | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
-def _is_fifo(path: Path) -> bool:
-    try:
-        return stat.S_ISFIFO(path.stat().st_mode)
-    except OSError:
-        return False
-
-
 async def open_device(path: Path, *, bidirectional: bool,
                       deadline_s: float | None = None) -> OpenedDevice:
-    """Open `path` for a job, retrying transient errors with backoff until `deadline_s`."""
+    """Open `path` for a job, retrying transient errors with backoff until `deadline_s`.
+
+    A path that is there but is not a printer's node (a file, a directory) is refused at once,
+    DeviceOpenError, without a byte written to it: a job never lands in a file.
+    """
     if deadline_s is None:
         deadline_s = OPEN_DEADLINE_S
-    # A FIFO opened read-write would hand our own job back to us as "printer replies".
-    readable = bidirectional and not _is_fifo(path)
     started = time.monotonic()
     deadline = started + deadline_s
     delay = OPEN_FIRST_DELAY_S
     while True:
         try:
-            return OpenedDevice(os.open(path, _flags(readable)), readable)
+            return _open_node(path, bidirectional)
         except OSError as exc:
             name = errno.errorcode.get(exc.errno or 0, "error")
             if exc.errno not in RETRY_ERRNOS:
@@ -69,3 +66,34 @@ async def open_device(path: Path, *, bidirectional: bool,
                 ) from None
         await asyncio.sleep(delay)
         delay = min(delay * 2, OPEN_MAX_DELAY_S)
+
+
+def _open_node(path: Path, bidirectional: bool) -> OpenedDevice:
+    """Open `path` if it is a printer's node (a character device, or a FIFO); OSError as
+    os.open raises it; DeviceOpenError, before a byte is written, if it is anything else.
+
+    Checked before the open (a file or a directory is never opened) and again on the open fd
+    (the path may have been replaced in between). Symlinks are followed: udev's by-id links
+    lead to the lp node, so O_NOFOLLOW would refuse real printers.
+    """
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except FileNotFoundError:
+        mode = None  # not there (yet): the open says so, and is retried
+    if mode is not None:
+        _refuse(path, mode)
+    # A FIFO opened read-write would hand our own job back to us as "printer replies".
+    readable = bidirectional and not (mode is not None and stat.S_ISFIFO(mode))
+    fd = os.open(path, _flags(readable))
+    try:
+        opened = os.fstat(fd).st_mode
+        _refuse(path, opened)
+    except BaseException:
+        os.close(fd)
+        raise
+    return OpenedDevice(fd, readable and not stat.S_ISFIFO(opened))
+
+
+def _refuse(path: Path, mode: int) -> None:
+    if (why := node_refusal(path, mode)) is not None:
+        raise DeviceOpenError(f"cannot open {path}: {why}")

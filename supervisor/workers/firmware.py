@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Final, Literal
 
 from supervisor.core.catalog import firmware_loaded
+from supervisor.core.devices import DEVICE_ID_MAX_CHARS, clean_device_string
 from supervisor.workers.device import DeviceOpenError, open_device
 
 DEVICE_ID_BUFFER_BYTES: Final = 1024  # what usblp and foo2zjs's usb_printerid use
@@ -34,6 +35,8 @@ WRITE_CHUNK_BYTES: Final = 64 << 10
 _POLL_SLICE_MS: Final = 100  # how often a blocked write looks at the stop flag
 PJL_UEL: Final = b"\x1b%-12345X"
 BEEF_HEADER: Final = b"\xbe\xef"
+#: Where an installed user reads how to obtain the files (the page's FIRMWARE section).
+HOW_TO_OBTAIN: Final = "man 8 printer-supervisor, section FIRMWARE"
 
 # The ioctl direction encoding differs per architecture (include/uapi/asm-generic/ioctl.h and
 # the arch overrides). Prefix of platform.machine() → (_IOC_READ, _IOC_SIZEBITS).
@@ -68,7 +71,7 @@ class FirmwareMissing(FirmwareError):
             message = f"firmware file {name} not found in {searched}"
         else:
             message = f"firmware file {name} not found: no firmware_dirs configured"
-        super().__init__(message + " (see supervisor/firmware/README.md to obtain it)")
+        super().__init__(f"{message} (how to obtain it: {HOW_TO_OBTAIN})")
 
 
 class FirmwareInvalid(FirmwareError):
@@ -120,8 +123,8 @@ def decode_device_id(raw: bytes) -> str | None:
         length = little  # some printers send the length byte-swapped
     else:
         length = len(raw)  # as usblp does: clamp, the NUL below ends it
-    text = raw[2:length].split(b"\0", 1)[0].decode("latin-1").strip()
-    return text or None
+    # What the printer chose: any bytes. Cleaned as usblp's sysfs copy is (sources/sysfs.py).
+    return clean_device_string(raw[2:length].split(b"\0", 1)[0], DEVICE_ID_MAX_CHARS) or None
 
 
 def read_device_id(node: Path, length: int = DEVICE_ID_BUFFER_BYTES) -> str | None:
