@@ -258,17 +258,17 @@ class Service:
     def _scan(self) -> Snapshot:
         """The device tree now (in a worker thread): USB printers, and which nodes are there.
 
-        A configured `device` that is there but is no printer node (a file, a directory) is not
-        present, and its printer's error says why for as long as that holds. The scan sets it:
-        no decision reaches a printer that is not present (a plain attribute, and a printer
-        that is not present has no task that would set it meanwhile).
+        A configured `device` that is there but is no printer node (a file, a directory) keeps
+        its printer from being present, and the printer's error says why while that holds. The
+        scan sets it, as no decision reaches a printer that is not present (a plain attribute;
+        such a printer has no task that would set it meanwhile).
         """
         daemon = self.settings.daemon
-        statics = {p.device: p.name for p in self.settings.printers if p.is_static and p.device}
+        fixed = {p.device: p.name for p in self.settings.printers if p.device}
         found = scan(daemon.sysfs, daemon.devfs)
         existing, refused = inspect_nodes(
-            [*statics, *(p.node for p in found.printers if p.node is not None)])
-        for node, name in statics.items():
+            [*fixed, *(p.node for p in found.printers if p.node is not None)])
+        for node, name in fixed.items():
             if (runtime := self.printers.get(name)) is None:
                 continue
             if node in refused:
