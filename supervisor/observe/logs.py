@@ -39,8 +39,7 @@ class LogSink:
         self.max_bytes = max_bytes
         self._stderr = stderr
         self._stderr_level = stderr_level
-        self._console = structlog.dev.ConsoleRenderer(colors=stderr.isatty(),
-                                                      timestamp_key="timestamp")
+        self._console = structlog.dev.ConsoleRenderer(colors=stderr.isatty())
         self._json = structlog.processors.JSONRenderer()
         self._tracebacks = structlog.processors.dict_tracebacks
         self._lines: list[str] = []
