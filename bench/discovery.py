@@ -23,7 +23,7 @@ from typing import Any, Final
 from hotplug import HOTPLUG_MATCH, HOTPLUG_PRINTER, LogTail
 from procs import SERVICE_PYTHON, BenchError, free_port, status_kb, wait_until
 
-from supervisor.client import request
+from supervisor.ctl.client import request
 from supervisor.netlab import SERVICE, Lab, missing_tools, unescape
 from supervisor.protocol import HOTPLUG_KEYS, VERSION
 from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
@@ -181,7 +181,7 @@ def idle_rss(lab: Lab, root: Path) -> dict[str, int]:
 
 def import_ms() -> dict[str, float]:
     """The marginal import of the avahi adapter (jeepney) after the service's own modules."""
-    code = ("import time, supervisor.app, supervisor.cli; t = time.perf_counter(); "
+    code = ("import time, supervisor.app, supervisor.ctl.cli; t = time.perf_counter(); "
             "import supervisor.publish.avahi; print((time.perf_counter() - t) * 1000)")
     runs = [float(subprocess.check_output([str(SERVICE_PYTHON), "-c", code], text=True))
             for _ in range(IMPORT_RUNS)]

@@ -29,7 +29,7 @@ from procs import (
     wait_until,
 )
 
-from supervisor.client import ServiceUnreachable, request
+from supervisor.ctl.client import ServiceUnreachable, request
 from supervisor.protocol import HOTPLUG_KEYS, VERSION
 from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
 
@@ -86,7 +86,7 @@ class HotplugService:
             raise BenchError(f"ours exited with status {self.proc.returncode}:\n{tail}")
 
     def request(self, message: dict[str, object]) -> dict[str, object]:
-        """One control-socket request via supervisor.client.request, as supervisorctl makes it."""
+        """One control-socket request, as supervisorctl makes it (supervisor.ctl.client)."""
         try:
             answer = request(str(self.socket), message)
         except ServiceUnreachable as exc:

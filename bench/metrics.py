@@ -283,7 +283,7 @@ def import_ms() -> dict[str, float]:
     IMPORT_RUNS fresh interpreters each)."""
     result = {}
     for name, modules in IMPORTS.items():
-        code = ("import time, supervisor.app, supervisor.cli; t = time.perf_counter(); "
+        code = ("import time, supervisor.app, supervisor.ctl.cli; t = time.perf_counter(); "
                 f"import {', '.join(modules)}; print((time.perf_counter() - t) * 1000)")
         result[name] = statistics.median(
             float(subprocess.check_output([str(SERVICE_PYTHON), "-c", code], text=True))

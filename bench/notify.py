@@ -21,7 +21,7 @@ from typing import Final
 from hotplug import start_hotplug_service
 from procs import ROOT, SERVICE_PYTHON, SUPERVISORCTL, BenchError, Processes
 
-from supervisor.cli import EXIT_NOT_RUNNING, EXIT_OK
+from supervisor.ctl.cli import EXIT_NOT_RUNNING, EXIT_OK
 
 HOTPLUG_ENV: Final = {"ACTION": "change", "DEVPATH": "/devices/x", "SUBSYSTEM": "usb",
                       "DEVTYPE": "usb_device", "SEQNUM": "4711",

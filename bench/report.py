@@ -238,7 +238,7 @@ def render_plugs(plug: dict[str, Any]) -> list[str]:
     phases = plug["phases_ms"]
     accepted = phases["accepted_ms"]["median"]
     lines = [f"plug -> port accepting: {plug['plugs']} plugs after 1 warm-up; ms after the first "
-             "plug event was sent (events sent in-process with supervisor.client.request, as "
+             "plug event was sent (events sent in-process with supervisor.ctl.client.request, as "
              "supervisorctl notify sends them)",
              "",
              f"{'':{width}} {'median':>7} {'p90':>7} {'min':>7} {'max':>7}"]

@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 
 from supervisor import __version__
-from supervisor.config import ConfigError, Settings, load_settings
+from supervisor.config.loader import load_settings
+from supervisor.config.settings import ConfigError, Settings
 from supervisor.core.announce import Subject, loopback_only
 from supervisor.core.catalog import load_catalog
 from supervisor.core.devices import NODE_REFUSAL_HINT, Snapshot

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from supervisor.client import request
-from supervisor.logview import parse_record, read_lines
+from supervisor.ctl.client import request
+from supervisor.ctl.logview import parse_record, read_lines
 from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, FakeSysfs, VirtualUsbPrinter
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from supervisor.app import Service
-from supervisor.client import request
-from supervisor.config import load_settings
+from supervisor.config.loader import load_settings
+from supervisor.ctl.client import request
 from supervisor.observe.logs import configure_logging, reset_logging
 
 WAIT_S = 15.0

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from harness import ServiceThread, as_nobody, free_port
 
-from supervisor.cli import render_status
-from supervisor.client import ServiceUnreachable, request
+from supervisor.ctl.cli import render_status
+from supervisor.ctl.client import ServiceUnreachable, request
 from supervisor.virtual import VirtualPrinter
 
 SPEC_KEYS = {"name", "state", "product", "serial", "device", "port", "bidirectional",

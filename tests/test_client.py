@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from harness import ServiceThread
 
-from supervisor.client import UNSURE, control_socket_line, encode, socket_path
+from supervisor.ctl.client import UNSURE, control_socket_line, encode, socket_path
 from supervisor.protocol import DEFAULT_SOCKET
 
 OPENWRT = Path(__file__).resolve().parent.parent / "units" / "openwrt" / "config.toml"
@@ -113,7 +113,7 @@ def test_the_shims_path_imports_neither_argparse_nor_tomllib_nor_json(
     env = {"PATH": "/usr/bin:/bin", "PRINTER_SUPERVISOR_CONFIG": str(service.config),
            "ACTION": "change", "DEVPATH": "/devices/x", "SUBSYSTEM": "usb",
            "DEVTYPE": "usb_device"}
-    code = ("import sys; from supervisor.cli import main; rc = main(['notify']); "
+    code = ("import sys; from supervisor.ctl.cli import main; rc = main(['notify']); "
             "print(rc, *(m in sys.modules for m in ('argparse', 'tomllib', 'json', 'socket')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30, check=False, env=env)

@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from supervisor.cli import main
-from supervisor.config import (
+from supervisor.config.loader import load_settings
+from supervisor.config.settings import (
     ConfigError,
     DaemonSettings,
     PrinterSettings,
     Problem,
     Settings,
-    load_settings,
-    parse_settings,
 )
+from supervisor.config.tomlform import parse_settings
+from supervisor.ctl.cli import main
 
 # The example of SPEC §3, verbatim.
 SPEC_EXAMPLE = """\

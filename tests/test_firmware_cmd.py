@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.cli import main
 from supervisor.core.catalog import load_catalog
+from supervisor.ctl.cli import main
 from supervisor.workers.firmware import HOW_TO_OBTAIN
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from harness import ServiceThread, free_base_port, free_port, send_job, wait_until
 
+from supervisor.sources import listeners
 from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, VirtualPrinter
-from supervisor.workers import forwarder
 
 StartService = Callable[..., ServiceThread]
 
@@ -337,9 +337,9 @@ def test_without_ipv6_the_default_bind_falls_back_to_ipv4(
             raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
         return real_socket(family, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(forwarder.socket, "socket", no_ipv6)
+    monkeypatch.setattr(listeners.socket, "socket", no_ipv6)
     # Below the ephemeral range: 0.0.0.0 clashes with any local port, a client's included.
     port = free_base_port(1)
-    (listener,) = forwarder.bind_listeners(("::",), port)
+    (listener,) = listeners.bind_listeners(("::",), port)
     with listener:
         assert listener.family == socket.AF_INET and listener.getsockname() == ("0.0.0.0", port)

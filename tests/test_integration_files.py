@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from harness import ServiceThread, require_peer
 
-from supervisor.config import load_settings
+from supervisor.config.loader import load_settings
 from supervisor.publish.umdns import RELOAD
 from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
 

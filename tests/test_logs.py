@@ -24,9 +24,9 @@ import pytest
 import structlog
 from harness import as_nobody
 
-from supervisor import logview
-from supervisor.cli import main
-from supervisor.logview import Filter, Follower, format_human, parse_since
+from supervisor.ctl import logview
+from supervisor.ctl.cli import main
+from supervisor.ctl.logview import Filter, Follower, format_human, parse_since
 from supervisor.observe.logs import configure_logging, reset_logging
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

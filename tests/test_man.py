@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from harness import require_peer
 
-from supervisor.cli import build_parser
-from supervisor.config import DaemonSettings, PrinterSettings
+from supervisor.config.settings import DaemonSettings, PrinterSettings
 from supervisor.core.metrics import (
     PrinterCounters,
     PrinterView,
@@ -24,6 +23,7 @@ from supervisor.core.metrics import (
     families,
 )
 from supervisor.core.status import DaemonStatus, PrinterStatus
+from supervisor.ctl.cli import build_parser
 from supervisor.protocol import CONFIG_ENV, HOTPLUG_KEYS, SOCKET_ENV
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.cli import main
-from supervisor.config import Settings, parse_settings
-from supervisor.migrate import UciError, UciSection, parse_uci, to_toml, to_uci
-from supervisor.uciconfig import parse_uci_settings
+from supervisor.config.migrate import UciError, UciSection, parse_uci, to_toml, to_uci
+from supervisor.config.settings import Settings
+from supervisor.config.tomlform import parse_settings
+from supervisor.config.uciform import parse_uci_settings
+from supervisor.ctl.cli import main
 
 # The file OpenWrt's packages feed installs (net/p910nd/files/p910nd.config)...
 OPENWRT_DEFAULT = """\

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from supervisor.config import parse_settings
+from supervisor.config.tomlform import parse_settings
+from supervisor.config.uciform import parse_uci_settings
 from supervisor.core.machine import mermaid
-from supervisor.uciconfig import parse_uci_settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

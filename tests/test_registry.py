@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config import parse_settings
+from supervisor.config.tomlform import parse_settings
 from supervisor.core.devices import Snapshot, UsbPrinter
 from supervisor.core.ports import PortBook, PortsExhausted
 from supervisor.core.registry import Gone, Present, Registry, Remembered

@@ -9,11 +9,14 @@ import pytest
 from harness import ServiceThread, daemon_defaults, free_port, send_job
 from test_config import SPEC_EXAMPLE
 
-from supervisor import client, config
-from supervisor.cli import main
-from supervisor.config import ConfigError, load_settings, parse_settings
-from supervisor.uci import parse_uci
-from supervisor.uciconfig import parse_uci_settings, settings_to_uci
+from supervisor.config import loader as config
+from supervisor.config.loader import load_settings
+from supervisor.config.settings import ConfigError
+from supervisor.config.tomlform import parse_settings
+from supervisor.config.uci import parse_uci
+from supervisor.config.uciform import parse_uci_settings, settings_to_uci
+from supervisor.ctl import client
+from supervisor.ctl.cli import main
 from supervisor.virtual import VirtualPrinter
 
 # Written as OpenWrt's own files are: a comment header, tabs, every quoting style, a `list`,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from supervisor.config import PrinterSettings
+from supervisor.config.settings import PrinterSettings
 
 MAX_PORT: Final = 65535
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-from supervisor.config import PrinterSettings, Settings
+from supervisor.config.settings import PrinterSettings, Settings
 from supervisor.core.devices import Snapshot, UsbPrinter
 from supervisor.core.ports import PortBook, PortsExhausted
 

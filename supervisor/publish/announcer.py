@@ -19,7 +19,7 @@ from typing import Final
 
 import structlog
 
-from supervisor.config import DaemonSettings
+from supervisor.config.settings import DaemonSettings
 from supervisor.core.announce import SERVICE_TYPE, Announcement, Subject, plan
 from supervisor.publish.responder import Responder, ResponderLost, Unavailable
 from supervisor.publish.umdns import UMDNS_DIR, Umdns

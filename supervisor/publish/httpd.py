@@ -22,10 +22,10 @@ from typing import Any, Final, Protocol
 
 import structlog
 
-from supervisor.config import IPNetwork, allowed
+from supervisor.config.settings import IPNetwork, allowed
 from supervisor.core.exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from supervisor.observe.fold import FoldedLog
-from supervisor.workers.forwarder import BACKLOG, bind_listeners, format_address
+from supervisor.sources.listeners import BACKLOG, bind_listeners, format_address
 
 MAX_CONNECTIONS: Final = 128  # open at once; a new one closes the oldest still silent one
 MAX_CONNECTIONS_PER_ADDRESS: Final = 16  # more from one address are closed at once

@@ -16,12 +16,12 @@ from typing import Final, Protocol, TypeVar
 
 import structlog
 
-from supervisor.config import PrinterSettings
+from supervisor.config.settings import PrinterSettings
 from supervisor.observe.fold import FoldedLog
+from supervisor.sources.listeners import bind_listeners, format_address
 from supervisor.workers.device import DeviceOpenError, open_device
 from supervisor.workers.pump import CHUNK_BYTES, JobError, Pump
 
-BACKLOG: Final = 1024  # accepted at once anyway: this absorbs a burst between two turns
 ACCEPT_BATCH: Final = 256  # accepted per wake-up before other work gets a turn
 ACCEPT_PAUSE_S: Final = 0.5  # out of file descriptors (EMFILE): accept again after this
 INLINE_BUDGET_BYTES: Final = 1 << 20  # a job this small may be served on the loop itself
@@ -409,41 +409,6 @@ async def _in_thread(fn: Callable[[], T], abort: Callable[[str], None], name: st
         raise
 
 
-def bind_listeners(addresses: tuple[str, ...], port: int) -> list[socket.socket]:
-    """Listening sockets on every address, all or none; "::" is dual-stack, and IPv4 only on a
-    host without IPv6."""
-    sockets: list[socket.socket] = []
-    try:
-        for address in addresses:
-            try:
-                sockets.append(_listen(address, port))
-            except OSError as exc:
-                if address != "::" or exc.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL):
-                    raise
-                sockets.append(_listen("0.0.0.0", port))  # IPv6 is off on this host
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-def _listen(address: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, address != "::")
-        sock.bind((address, port))
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _bind_error(exc: OSError, port: int) -> str:
     if exc.errno == errno.EADDRINUSE:
         hint = " (Prometheus node_exporter listens on 9100 by default)" if port == 9100 else ""
@@ -453,11 +418,3 @@ def _bind_error(exc: OSError, port: int) -> str:
     if exc.errno == errno.EADDRNOTAVAIL:
         return f"a bind address is not configured on this host (port {port})"
     return f"cannot listen on port {port}: {exc.strerror or exc}"
-
-
-def format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
-    """`1.2.3.4:5` or `[::1]:5`, with IPv4-mapped IPv6 shown as plain IPv4."""
-    host, port = address[0], address[1]
-    if host.startswith("::ffff:") and "." in host:
-        host = host[7:]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -68,7 +68,7 @@ def _control_socket_uci(text: bytes) -> object:
     found = control_socket_uci_line(text)
     if not isinstance(found, _Unsure):
         return found
-    from supervisor.uci import UciError, parse_uci  # only when the line reader is unsure
+    from supervisor.config.uci import UciError, parse_uci  # only when the line reader is unsure
 
     try:
         sections = parse_uci(text.decode("utf-8"))

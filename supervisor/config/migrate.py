@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from supervisor.config import check_location, check_mdns_name
-from supervisor.uci import UciError, UciSection, parse_uci, quote, uci_bool, valid_name
+from supervisor.config.checks import check_location, check_mdns_name
+from supervisor.config.uci import UciError, UciSection, parse_uci, quote, uci_bool, valid_name
 
 __all__ = ["Migration", "UciError", "UciSection", "parse_uci", "to_toml", "to_uci"]
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
-    from supervisor.config import Settings
+    from supervisor.config.settings import Settings
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -160,7 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # -- run -----------------------------------------------------------------------------------------
 def _load(path_arg: str | None, command: str, *, inspect_devices: bool = False) -> Settings | int:
-    from supervisor.config import ConfigError, config_path, load_settings
+    from supervisor.config.loader import config_path, load_settings
+    from supervisor.config.settings import ConfigError
 
     path, required = config_path(path_arg, os.environ)
     try:
@@ -224,7 +225,7 @@ def cmd_notify(args: argparse.Namespace) -> int:
 
 def notify(pairs: Sequence[str], *, socket: str | None, config: str | None) -> int:
     """Send one hotplug event: from KEY=VALUE pairs, else from the environment."""
-    from supervisor.client import ServiceUnreachable, request, socket_path
+    from supervisor.ctl.client import ServiceUnreachable, request, socket_path
     from supervisor.protocol import HOTPLUG_KEYS, VERSION
 
     if pairs:
@@ -254,7 +255,7 @@ def notify(pairs: Sequence[str], *, socket: str | None, config: str | None) -> i
 def cmd_status(args: argparse.Namespace) -> int:
     import json
 
-    from supervisor.client import ServiceUnreachable, request, socket_path
+    from supervisor.ctl.client import ServiceUnreachable, request, socket_path
     from supervisor.protocol import VERSION
 
     try:
@@ -321,7 +322,7 @@ def _line_count(text: str) -> int:
 def cmd_logs(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from supervisor import logview
+    from supervisor.ctl import logview
 
     settings = _load(args.config, "logs")
     if isinstance(settings, int):
@@ -380,7 +381,7 @@ def _log_not_readable(exc: PermissionError) -> int:
 
 # -- migrate-p910nd ------------------------------------------------------------------------------
 def cmd_migrate_p910nd(args: argparse.Namespace) -> int:
-    from supervisor.migrate import UciError, parse_uci, to_toml, to_uci
+    from supervisor.config.migrate import UciError, parse_uci, to_toml, to_uci
 
     try:
         with open(args.path, encoding="utf-8") as handle:

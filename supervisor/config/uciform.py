@@ -13,14 +13,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Final
 
-from supervisor.config import (
-    DaemonSettings,
-    PrinterSettings,
-    Problem,
-    Settings,
-    validate_raw,
+from supervisor.config.settings import DaemonSettings, PrinterSettings, Problem, Settings
+from supervisor.config.uci import (
+    UciError,
+    UciSection,
+    parse_uci,
+    render_section,
+    uci_bool,
+    valid_name,
 )
-from supervisor.uci import UciError, UciSection, parse_uci, render_section, uci_bool, valid_name
+from supervisor.config.validate import validate_raw
 
 PACKAGE: Final = "printer-supervisor"
 #: uci deletes an option set to "": no log file is said `option log_file 'off'`.
@@ -39,7 +41,7 @@ _KINDS: Final = {
 def parse_uci_settings(text: str, source: Path | None = None, *,
                        inspect_devices: bool = False) -> Settings:
     """Validate UCI text into Settings, or raise ConfigError listing every problem."""
-    from supervisor.config import ConfigError  # noqa: PLC0415
+    from supervisor.config.settings import ConfigError  # noqa: PLC0415
 
     try:
         sections = parse_uci(text, PACKAGE)
