@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -141,3 +142,17 @@ def test_default_names_hold_no_control_characters() -> None:
                        for c in name), repr(name)
         assert len(name.encode()) <= NAME_MAX_BYTES
     assert names["lj"].name == "Evil\ufffd[2J\ufffdCorp Laser\ufffdJet\ufffd\ufffd @ host\ufffd"
+
+
+def test_every_txt_key_is_in_the_reference_page_and_rp_in_the_readme() -> None:
+    """What a TXT record may carry is what printer-supervisor.conf(5) lists under `mdns`; the
+    README's CUPS section says what `rp` does for a queue added by hand."""
+    root = Path(__file__).resolve().parent.parent
+    keys = {text.split("=", 1)[0] for text in txt_record(subject(location="hall"))}
+    assert {"rp", "usb_MDL", "UUID"} <= keys
+    page = (root / "man" / "printer-supervisor.conf.5.rst").read_text(encoding="utf-8")
+    mdns = page.split("\n``mdns``\n", 1)[1].split("\n\n", 1)[0]
+    assert {key for key in keys if f"``{key}``" in mdns} == keys
+    assert "``rp=?snmp=false``" in mdns and "socket://host:port/?snmp=false" in mdns
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "socket://ROUTER:9101/?snmp=false" in readme and "rp=?snmp=false" in readme

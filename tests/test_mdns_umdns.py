@@ -92,7 +92,7 @@ def test_a_ready_printer_is_handed_to_umdns_and_taken_back(
     service.log.wait_for("mdns_announced", printer="lj")
     name = f"HP LaserJet 1018 @ {HOST}"
     entry = {"service": "_pdl-datastream._tcp.local", "port": port, "instance": name,
-             "txt": ["txtvers=1", "qtotal=1", "ty=HP LaserJet 1018",
+             "txt": ["txtvers=1", "qtotal=1", "rp=?snmp=false", "ty=HP LaserJet 1018",
                      "product=(HP LaserJet 1018)", "usb_MFG=Hewlett-Packard",
                      "usb_MDL=HP LaserJet 1018", "usb_CMD=ACL", "note=hall", "priority=50",
                      f"UUID={_uuid('03f0:4117:CNB1234567')}"]}
