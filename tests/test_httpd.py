@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
@@ -179,8 +180,30 @@ def test_a_taken_port_is_reported_and_taken_when_it_is_free(
     assert split(get(http_port, "/metrics"))[0] == 200
 
 
+#: What the 500-connection test needs open at once in this process (the service runs in a
+#: thread here): its 500 client sockets, as many accepted by the service before it closes the
+#: extra ones, and the rest. A 1024 soft limit (autopkgtest's, many shells') is not enough.
+FLOOD_FILES = 4096
+
+
+@pytest.fixture
+def open_files() -> Iterator[int]:
+    """The soft RLIMIT_NOFILE raised to FLOOD_FILES (never past the hard limit) for the test
+    and the service it starts (list this fixture first: it is undone after the service stops)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = FLOOD_FILES if hard == resource.RLIM_INFINITY else min(FLOOD_FILES, hard)
+    if wanted < 1500:
+        pytest.fail(f"this test needs about 1500 open files; the hard limit is {hard} "
+                    "(raise it: ulimit -Hn, LimitNOFILE=)")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    try:
+        yield resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def test_500_idle_connections_neither_hold_up_the_printers_nor_the_scrapes(
-        printer: VirtualPrinter, make_printer: Callable[..., VirtualPrinter],
+        open_files: int, printer: VirtualPrinter, make_printer: Callable[..., VirtualPrinter],
         start_service: StartService) -> None:
     other = make_printer("usb/lp1")
     port, port2, http_port = free_port(), free_port(), free_port()
