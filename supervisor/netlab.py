@@ -27,6 +27,10 @@ PACKAGES = "avahi-daemon avahi-utils dbus libnss-mdns cups cups-client iproute2"
 SERVICE = "_pdl-datastream._tcp"
 CUPS_PORT = 8631
 START_S = 20.0
+#: One avahi-browse run, at most. `-r` can hang resolving a service withdrawn meanwhile (30 s
+#: seen on a loaded machine); callers poll until what they wait for shows, so a run cut short
+#: costs one try, not the test.
+BROWSE_S = 8.0
 
 
 def missing_tools(*, cups: bool = True) -> list[str]:
@@ -171,16 +175,48 @@ class Lab:
                 host.down()
 
     # -- the client's view ------------------------------------------------------------------
-    def browse(self) -> list[list[str]]:
-        """Resolved records (`=` lines of avahi-browse -p, split) seen from cli."""
-        assert self.cli is not None
-        out = self.cli.run("avahi-browse", "-rptk", SERVICE, check=False).stdout
-        return [line.split(";") for line in out.splitlines() if line.startswith("=;")]
+    def browse(self, timeout_s: float = BROWSE_S) -> list[list[str]]:
+        """Resolved records (`=` lines of avahi-browse -p, split) seen from cli. A run that
+        does not finish within `timeout_s` is cut there and gives what it printed so far:
+        each record printed is true, but some may be missing (poll for what you expect)."""
+        lines, _ = self._avahi_browse("-rptk", timeout_s)
+        return [line for line in lines if line[0] == "="]
 
     def resolved(self, name: str) -> list[list[str]]:
         """The resolved records of one instance name (avahi-browse escapes it; we compare
         the unescaped form)."""
         return [r for r in self.browse() if unescape(r[3]) == name]
+
+    def listed(self, timeout_s: float = BROWSE_S) -> set[str] | None:
+        """The instance names cli can browse (nothing resolved: `-ptk`), unescaped; None if
+        avahi-browse did not finish in time, as nothing can then be said of what is absent."""
+        lines, complete = self._avahi_browse("-ptk", timeout_s)
+        if not complete:
+            return None
+        seen: set[tuple[str, ...]] = set()  # (interface, protocol, name): one per link
+        for line in lines:
+            if len(line) > 3:
+                (seen.add if line[0] == "+" else seen.discard)(tuple(line[1:4]))
+        return {unescape(name) for _, _, name in seen}
+
+    def withdrawn(self, name: str) -> bool:
+        """Whether `name` is gone from cli's view: absent from a browse that finished."""
+        names = self.listed()
+        return names is not None and name not in names
+
+    def _avahi_browse(self, flags: str, timeout_s: float) -> tuple[list[list[str]], bool]:
+        """avahi-browse's lines (split at `;`) and whether it finished within `timeout_s`;
+        cut at the deadline, it gives the whole lines it printed (it flushes each one)."""
+        assert self.cli is not None
+        try:
+            out = self.cli.run("avahi-browse", flags, SERVICE, check=False,
+                               timeout_s=timeout_s).stdout
+            complete = True
+        except subprocess.TimeoutExpired as exc:  # run() killed it; stdout is bytes here
+            raw = exc.stdout if isinstance(exc.stdout, bytes) else b""
+            out = raw[:raw.rfind(b"\n") + 1].decode("utf-8", errors="replace")
+            complete = False
+        return [line.split(";") for line in out.splitlines() if line], complete
 
     def cups(self, *command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         assert self.cli is not None

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 from harness import ON_CI, Log, request, service_process, wait_until
 
-from supervisor.netlab import PACKAGES, SERVICE, Lab, missing_tools, unescape
+from supervisor.netlab import BROWSE_S, PACKAGES, SERVICE, Lab, missing_tools, unescape
 from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
 
 pytestmark = pytest.mark.timeout(240)
@@ -107,11 +108,33 @@ def seen(lab: Lab, name: str) -> list[list[str]]:
 
 
 def gone(lab: Lab, name: str) -> bool:
-    return not lab.resolved(name)
+    return lab.withdrawn(name)
 
 
 def txt_of(record: list[str]) -> list[str]:
     return [part.strip('"') for part in record[9].split('" "')]
+
+
+SOCKET_WRAPPER = """#!/bin/sh
+echo "$DEVICE_URI" > "{noted}"
+exec /usr/lib/cups/backend/socket "$@"
+"""
+
+
+def cups_resolves(lab: Lab, root: Path, device_uri: str, job: Path) -> str:
+    """The URI CUPS's dnssd backend resolves `device_uri` to, printing `job` through it as
+    cupsd would run it: the backend execs $CUPS_SERVERBIN/backend/<scheme> with DEVICE_URI
+    set to what it resolved; the one there notes it and runs CUPS's own socket backend."""
+    assert lab.cli is not None
+    backend = root / "serverbin" / "backend"
+    backend.mkdir(parents=True)
+    noted = root / "resolved-uri"
+    (backend / "socket").write_text(SOCKET_WRAPPER.format(noted=noted), encoding="utf-8")
+    (backend / "socket").chmod(0o755)
+    lab.cli.run("/usr/lib/cups/backend/dnssd", "1", "root", "resolved", "1", "", str(job),
+                timeout_s=60, env={**os.environ, "DEVICE_URI": device_uri,
+                                   "CUPS_SERVERBIN": str(root / "serverbin")})
+    return noted.read_text(encoding="utf-8").strip()
 
 
 def stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM) -> None:
@@ -139,6 +162,7 @@ def test_a_plugged_printer_is_found_listed_printed_to_and_withdrawn(
         assert f"ty={MODEL}" in txt and f"product=({MODEL})" in txt
         assert "usb_MFG=Hewlett-Packard" in txt and f"usb_MDL={MODEL}" in txt
         assert "usb_CMD=ACL" in txt and "note=upstairs, by the door" in txt
+        assert "rp=?snmp=false" in txt
         assert any(t.startswith("UUID=") for t in txt)
         status = stage.status()
         assert status["daemon"]["mdns"] == "avahi"  # type: ignore[index]
@@ -162,6 +186,13 @@ def test_a_plugged_printer_is_found_listed_printed_to_and_withdrawn(
         wait_until(lambda: usb.printer is not None and len(usb.printer.paper) >= len(body), 60,
                    "the job through the dnssd:// queue")
         assert usb.printer.paper == body
+        # CUPS's own dnssd backend turns the queue's URI into the socket:// URI it prints
+        # through: the TXT `rp` makes it skip the socket backend's SNMP queries (~4 s a job).
+        assert cups_resolves(lab, stage.root, device_uri, job) == (
+            f"socket://{HOST}.local:{port}/?snmp=false")
+        wait_until(lambda: usb.printer is not None and len(usb.printer.paper) >= 2 * len(body),
+                   60, "the job through CUPS's dnssd and socket backends")
+        assert usb.printer.paper == body * 2
 
         stage.notify(usb.unplug())
         wait_until(lambda: gone(lab, name), 10, f"{name} withdrawn")
@@ -266,7 +297,7 @@ def test_not_announced_while_its_port_is_taken_or_mdns_is_off(lab: Lab, stage: S
         blocker.kill()
         blocker.wait()
         wait_until(lambda: seen(lab, "Busy"), 30, "Busy once its port is free")
-        names = [unescape(r[3]) for r in lab.browse()]
+        names = wait_until(lab.listed, 30, "a browse that finishes")
         assert not any(n.startswith(MODEL) for n in names), names
         assert [e["printer"] for e in stage.log.events("mdns_announced")] == ["busy"]
 
@@ -288,3 +319,30 @@ def test_announcements_come_back_after_the_system_bus_restarts(lab: Lab, stage: 
         stage.log.wait_for("mdns_announced", count=2, printer="bus")
         assert proc.poll() is None
         assert stage.status()["daemon"]["mdns"] == "avahi"  # type: ignore[index]
+
+
+STUCK_BROWSE = """#!/bin/sh
+# What avahi-browse -rptk printed on a loaded machine before it hung for 30 s: one service
+# resolved, another (withdrawn meanwhile) still being resolved.
+printf '%s\\n' '+;veth-cli;IPv4;Stuck;_pdl-datastream._tcp;local' \\
+  '=;veth-cli;IPv4;Found;_pdl-datastream._tcp;local;pslab-srv.local;169.254.53.1;9100;"txtvers=1"'
+exec sleep 600
+"""
+
+
+def test_a_browse_that_hangs_is_cut_at_its_deadline_and_keeps_what_it_printed(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The lab's view from cli never waits on avahi-browse past BROWSE_S: what it printed is
+    kept (a record printed is true), a listing cut short says nothing of what is absent, and
+    the waits above poll again rather than fail."""
+    stub = tmp_path / "bin" / "avahi-browse"
+    stub.parent.mkdir()
+    stub.write_text(STUCK_BROWSE, encoding="utf-8")
+    stub.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{stub.parent}:{os.environ['PATH']}")
+    started = time.monotonic()
+    assert [unescape(r[3]) for r in lab.resolved("Found")] == ["Found"]
+    assert time.monotonic() - started < BROWSE_S + 5
+    assert lab.listed(timeout_s=1.0) is None
+    assert not lab.withdrawn("Stuck")  # not known to be gone: a wait for that polls again
+    assert time.monotonic() - started < 2 * BROWSE_S + 10
