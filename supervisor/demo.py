@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from supervisor.ctl.client import request
+from supervisor.ctl.client import ServiceUnreachable, request
 from supervisor.ctl.logview import parse_record, read_lines
 from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, FakeSysfs, VirtualUsbPrinter
 
@@ -49,15 +49,22 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = STEP_TIMEOUT_S)
     return condition()
 
 
-def print_job(port: int, job: bytes) -> bytes:
-    """Send `job` like CUPS's socket backend: write, half-close, read replies until close."""
-    with socket.create_connection(("127.0.0.1", port), timeout=STEP_TIMEOUT_S) as conn:
-        conn.sendall(job)
-        conn.shutdown(socket.SHUT_WR)
-        replies = b""
-        while chunk := conn.recv(65536):
-            replies += chunk
-        return replies
+def read_until_closed(conn: socket.socket) -> bytes:
+    """What the service sends back after the client's half-close, until it closes (CUPS's
+    socket backend waits for that close too)."""
+    replies = b""
+    while chunk := conn.recv(65536):
+        replies += chunk
+    return replies
+
+
+def _row_state(table: str, name: str) -> str | None:
+    """The STATE column of `name`'s row in `supervisorctl status`'s table."""
+    for line in table.splitlines():
+        cells = line.split()
+        if len(cells) > 1 and cells[0] == name:
+            return cells[1]
+    return None
 
 
 class Demo:
@@ -145,7 +152,20 @@ class Demo:
     def print_a_job(self) -> bool:
         print(f"\n3. A client prints a {len(JOB)}-byte PJL job and asks for the printer status")
         assert self.usb.printer is not None
-        replies = print_job(self.port, JOB)
+        head, rest = JOB.split(b"\r\n", 1)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=STEP_TIMEOUT_S) as conn:
+            # The job starts with its first byte; the client holds the connection open (as a
+            # slow sender would) until the demo has seen and shown the printer serving it.
+            conn.sendall(head + b"\r\n")
+            serving = wait_until(lambda: self._state() == "serving")
+            print("  the client has sent the job's first line and holds the connection open:")
+            table = self._show_status()
+            self.say(serving and _row_state(table, NAME) == "serving",
+                     f"{NAME} is serving while its job runs: one job at a time, other clients "
+                     "wait their turn")
+            conn.sendall(rest)
+            conn.shutdown(socket.SHUT_WR)
+            replies = read_until_closed(conn)
         paper = self.usb.printer.wait_for_bytes(len(FIRMWARE) + len(JOB))
         self.say(paper == FIRMWARE + JOB,
                  f"{len(JOB)} bytes arrived at the printer after its firmware, byte for byte")
@@ -158,14 +178,9 @@ class Demo:
 
     def show_status(self) -> bool:
         print("\n4. What the service reports")
-        print("  $ supervisorctl status", flush=True)
-        result = subprocess.run([sys.executable, "-m", "supervisor", "--socket",
-                                 str(self.socket), "status"], capture_output=True, text=True,
-                                check=False, timeout=30)
-        for line in result.stdout.splitlines():
-            print(f"      {line}")
-        self.say(result.returncode == 0 and f"{NAME} " in result.stdout,
-                 "one job, its bytes, the firmware file, the state since when")
+        table = self._show_status()
+        self.say(_row_state(table, NAME) == "ready",
+                 "ready again: one job, its bytes, the firmware file, the state since when")
         url = f"http://127.0.0.1:{self.http_port}"
         print(f"  $ curl {url}/metrics   # what Prometheus scrapes (also {url}/ in a browser)",
               flush=True)
@@ -218,6 +233,27 @@ class Demo:
         if code != 0:
             print((self.root / "service.stderr").read_text(errors="replace")[-2000:])
         self.service = None
+
+    def _show_status(self) -> str:
+        """Run and show `supervisorctl status`; its table, or "" when it failed."""
+        print("  $ supervisorctl status", flush=True)
+        result = subprocess.run([sys.executable, "-m", "supervisor", "--socket",
+                                 str(self.socket), "status"], capture_output=True, text=True,
+                                check=False, timeout=30)
+        for line in result.stdout.splitlines():
+            print(f"      {line}")
+        return result.stdout if result.returncode == 0 else ""
+
+    def _state(self) -> object:
+        """The printer's state as the control socket tells it (None if it does not answer)."""
+        try:
+            reply = request(str(self.socket), {"v": 1, "cmd": "status"})
+        except (ServiceUnreachable, OSError, ValueError):
+            return None
+        printers = reply.get("printers")
+        if not isinstance(printers, list) or not printers or not isinstance(printers[0], dict):
+            return None
+        return printers[0].get("state")
 
     def _logged(self, event: str) -> bool:
         return logged(self.log_file, event)
@@ -314,7 +350,7 @@ class Discovery:
         self.demo.say(found, "announced, with the make and model CUPS picks a driver by")
         for env in self.usb.unplug():
             request(str(self.socket), {"v": 1, "cmd": "notify", "event": dict(env)})
-        gone = wait_until(lambda: not lab.resolved(name))
+        gone = wait_until(lambda: lab.withdrawn(name))
         self.demo.say(gone, "switched off: withdrawn; the client host no longer lists it")
 
     def _logged(self, event: str) -> bool:

@@ -25,6 +25,13 @@ def test_make_demo_runs_every_step() -> None:
                  "switched off", "6. The log", "7. SIGTERM", "8. Discovery",
                  "all steps worked"):
         assert step in result.stdout
+    # The machine's every state, serving included: status is shown while the job runs.
+    rows = [line.split()[:2] for line in result.stdout.splitlines()
+            if line.strip().startswith("laserjet ")]
+    assert ["laserjet", "serving"] in rows and ["laserjet", "ready"] in rows, rows
+    assert "✓ laserjet is serving while its job runs" in result.stdout
+    assert result.stdout.index("serving while its job runs") < result.stdout.index(
+        "bytes arrived at the printer")
     # As root with avahi installed (CI), the discovery act runs; otherwise it says why not.
     if ON_CI or "skipped" not in result.stdout:
         assert "✓ announced" in result.stdout and "✓ switched off: withdrawn" in result.stdout
