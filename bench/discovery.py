@@ -1,6 +1,6 @@
 """Discovery: what announcing costs (idle RSS, import) and how fast a plug is seen elsewhere.
 
-In the private two-host network of supervisor.netlab (root; avahi-daemon, dbus): ours runs on
+In the private two-host network of supervisor.lab.netlab (root; avahi-daemon, dbus): ours runs on
 `srv` and announces through srv's avahi; a continuous `avahi-browse -rpk` on `cli` timestamps
 each record as it is resolved ("=") and withdrawn ("-"). Plugs and unplugs reach ours as the
 hotplug shims send them (the control socket). Idle RSS is ours with mdns = "off" against ours
@@ -24,9 +24,9 @@ from hotplug import HOTPLUG_MATCH, HOTPLUG_PRINTER, LogTail
 from procs import SERVICE_PYTHON, BenchError, free_port, status_kb, wait_until
 
 from supervisor.ctl.client import request
-from supervisor.netlab import SERVICE, Lab, missing_tools, unescape
+from supervisor.lab.netlab import SERVICE, Lab, missing_tools, unescape
+from supervisor.lab.virtual import FakeSysfs, VirtualUsbPrinter
 from supervisor.protocol import HOTPLUG_KEYS, VERSION
-from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
 
 NAME: Final = "Bench Discovery"
 RSS_BUDGET_KB: Final = 3 * 1024  # the issue's budget for announcing

@@ -30,8 +30,8 @@ from procs import (
 )
 
 from supervisor.ctl.client import ServiceUnreachable, request
+from supervisor.lab.virtual import FakeSysfs, VirtualUsbPrinter
 from supervisor.protocol import HOTPLUG_KEYS, VERSION
-from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
 
 # -- ours driven by hotplug events: a fake device tree, events through the control socket -------
 HOTPLUG_PRINTER: Final = "bench-usb"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from harness import ServiceThread
 
-from supervisor.virtual import FakeSysfs, VirtualPrinter, VirtualUsbPrinter
+from supervisor.lab.virtual import FakeSysfs, VirtualPrinter, VirtualUsbPrinter
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from harness import Log, daemon_defaults, free_port, send_job, service_process, write_config
 
-from supervisor.virtual import VirtualPrinter
+from supervisor.lab.virtual import VirtualPrinter
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -17,7 +17,7 @@ from harness import ServiceThread, as_nobody, free_port
 
 from supervisor.ctl.cli import render_status
 from supervisor.ctl.client import ServiceUnreachable, request
-from supervisor.virtual import VirtualPrinter
+from supervisor.lab.virtual import VirtualPrinter
 
 SPEC_KEYS = {"name", "state", "product", "serial", "device", "port", "bidirectional",
              "firmware", "jobs", "bytes", "queued", "error", "since", "mdns", "error_since"}

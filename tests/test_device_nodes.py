@@ -17,7 +17,7 @@ import pytest
 from harness import ServiceThread, free_port, send_job, wait_until
 
 from supervisor.core.devices import node_refusal
-from supervisor.virtual import VirtualPrinter
+from supervisor.lab.virtual import VirtualPrinter
 from supervisor.workers.device import DeviceOpenError, open_device
 
 CONTENT = b"root:x:0:0:root:/root:/bin/bash\n" * 50  # a copy of a file nobody should print on

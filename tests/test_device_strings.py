@@ -18,7 +18,7 @@ from supervisor.core.devices import (
     USB_STRING_MAX_CHARS,
     clean_device_string,
 )
-from supervisor.virtual import VirtualUsbPrinter
+from supervisor.lab.virtual import VirtualUsbPrinter
 
 R = "\ufffd"  # what a control character or a byte that is not UTF-8 becomes
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.core.catalog import firmware_loaded
-from supervisor.virtual import DEFAULT_DEVICE_ID, FWVER_FIELD, VirtualPrinter
+from supervisor.lab.virtual import DEFAULT_DEVICE_ID, FWVER_FIELD, VirtualPrinter
 from supervisor.workers.device import open_device
 from supervisor.workers.firmware import (
     LPIOC_GET_DEVICE_ID,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from harness import ServiceThread, free_base_port, free_port, send_job, wait_until
 
+from supervisor.lab.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, VirtualPrinter
 from supervisor.sources import listeners
-from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, VirtualPrinter
 
 StartService = Callable[..., ServiceThread]
 

@@ -13,7 +13,7 @@ import pytest
 from harness import ServiceThread, free_port, send_job, wait_until
 
 from supervisor import app
-from supervisor.virtual import DEFAULT_DEVICE_ID, FWVER_FIELD, FakeSysfs, VirtualUsbPrinter
+from supervisor.lab.virtual import DEFAULT_DEVICE_ID, FWVER_FIELD, FakeSysfs, VirtualUsbPrinter
 
 BLOB = b"\x1b%-12345X@PJL ENTER LANGUAGE=ACL\r\n" + os.urandom(100_000)
 LJ1018 = "hp-laserjet-1018"

@@ -22,8 +22,8 @@ from netlink import (
     udev_sender,
 )
 
+from supervisor.lab.virtual import FakeSysfs, VirtualUsbPrinter
 from supervisor.sources.monitor import open_monitor
-from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BLOB = b"\x1b%-12345X@PJL ENTER LANGUAGE=ACL\r\n" + os.urandom(50_000)

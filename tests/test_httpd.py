@@ -13,8 +13,8 @@ from contextlib import ExitStack, suppress
 import pytest
 from harness import ServiceThread, free_port, send_job, wait_until
 
+from supervisor.lab.virtual import VirtualPrinter
 from supervisor.publish import httpd
-from supervisor.virtual import VirtualPrinter
 
 StartService = Callable[..., ServiceThread]
 OTHER = "127.0.0.2"  # all of 127/8 is loopback: a second client address on this host

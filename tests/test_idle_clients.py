@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from harness import ServiceThread, free_port, send_job, wait_until
 
-from supervisor.virtual import VirtualPrinter
+from supervisor.lab.virtual import VirtualPrinter
 
 StartService = Callable[..., ServiceThread]
 FLOODER = "127.0.0.2"  # all of 127/8 is loopback: a second client address on this host

@@ -19,8 +19,8 @@ import pytest
 from harness import ServiceThread, require_peer
 
 from supervisor.config.loader import load_settings
+from supervisor.lab.virtual import FakeSysfs, VirtualUsbPrinter
 from supervisor.publish.umdns import RELOAD
-from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
 
 ROOT = Path(__file__).resolve().parent.parent
 INIT = ROOT / "units" / "openwrt" / "printer-supervisor.init"

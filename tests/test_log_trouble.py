@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from harness import ON_CI, Log, free_port, request, send_job, service_process, wait_until
 
+from supervisor.lab.virtual import VirtualPrinter
 from supervisor.observe.logfile import FIRST_RETRY_S, REPORT_EVERY_S, LogFile
-from supervisor.virtual import VirtualPrinter
 
 TMPFS_BYTES = 256 * 1024  # as small as a router's /var/log may be
 IDLE_WINDOW_S = 2.0

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 from harness import ON_CI, Log, request, service_process, wait_until
 
-from supervisor.netlab import BROWSE_S, PACKAGES, SERVICE, Lab, missing_tools, unescape
-from supervisor.virtual import FakeSysfs, VirtualUsbPrinter
+from supervisor.lab.netlab import BROWSE_S, PACKAGES, SERVICE, Lab, missing_tools, unescape
+from supervisor.lab.virtual import FakeSysfs, VirtualUsbPrinter
 
 pytestmark = pytest.mark.timeout(240)
 HOST = "pslab-srv"  # srv's avahi host name

@@ -14,9 +14,9 @@ import pytest
 from harness import ServiceThread, free_port, send_job, wait_until
 
 from supervisor.core.announce import Announcement, Subject, printer_uuid
+from supervisor.lab.virtual import VirtualUsbPrinter
 from supervisor.publish import announcer
 from supervisor.publish.umdns import service_id
-from supervisor.virtual import VirtualUsbPrinter
 
 StartService = Callable[..., ServiceThread]
 HOST = socket.gethostname()

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from harness import ServiceThread, free_port, send_job, wait_until
 
+from supervisor.lab.virtual import VirtualPrinter, VirtualUsbPrinter
 from supervisor.publish import metricsfile
 from supervisor.publish.metricsfile import MetricsFile
-from supervisor.virtual import VirtualPrinter, VirtualUsbPrinter
 
 StartService = Callable[..., ServiceThread]
 BLOB = b"\x1b%-12345X@PJL ENTER LANGUAGE=ACL\r\n" + os.urandom(1000)

@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 from harness import ServiceThread, free_port, require_peer, send_job, wait_until
 
-from supervisor.virtual import VirtualPrinter
+from supervisor.lab.virtual import VirtualPrinter
 
 StartService = Callable[..., ServiceThread]
 PREFIX = "printer_supervisor_"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from harness import ServiceThread, free_port, require_peer
 
-from supervisor.virtual import VirtualPrinter
+from supervisor.lab.virtual import VirtualPrinter
 
 SOCKET_BACKEND = "/usr/lib/cups/backend/socket"
 CUPS_WAITEOF_S = 90  # what the backend would wait for our close if we never closed

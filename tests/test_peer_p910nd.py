@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from harness import ServiceThread, free_port, port_is_free, require_peer, send_job, wait_until
 
-from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, VirtualPrinter
+from supervisor.lab.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, VirtualPrinter
 
 STATUS_JOB = b"\x1b%-12345X" + PJL_STATUS_QUERY + b"\r\n\x1b%-12345X"
 JOBS = {

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from harness import ServiceThread, free_port, send_job, wait_until
 
-from supervisor.virtual import VirtualPrinter
+from supervisor.lab.virtual import VirtualPrinter
 
 
 def connect(port: int, source: str = "127.0.0.1") -> socket.socket:

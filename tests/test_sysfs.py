@@ -10,9 +10,9 @@ import pytest
 
 from supervisor.core.devices import Snapshot, UsbPrinter
 from supervisor.core.events import parse_event
+from supervisor.lab.virtual import DEFAULT_DEVICE_ID, HOST_CONTROLLER, FakeSysfs
 from supervisor.sources import sysfs
 from supervisor.sources.sysfs import scan
-from supervisor.virtual import DEFAULT_DEVICE_ID, HOST_CONTROLLER, FakeSysfs
 
 HPLJ = UsbPrinter(port_path="2-1", vendor_id=0x3F0, product_id=0x4117, bcd_device=0x100,
                   serial="CNB1234567", manufacturer="Hewlett-Packard", model="HP LaserJet 1018",

@@ -14,8 +14,8 @@ import pytest
 import structlog
 from harness import Log, ServiceThread, free_port, send_job, wait_until, write_config
 
+from supervisor.lab.virtual import FakeSysfs, VirtualPrinter, VirtualUsbPrinter
 from supervisor.observe.systemd import Notifier
-from supervisor.virtual import FakeSysfs, VirtualPrinter, VirtualUsbPrinter
 
 
 class NotifySocket:

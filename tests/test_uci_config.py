@@ -17,7 +17,7 @@ from supervisor.config.uci import parse_uci
 from supervisor.config.uciform import parse_uci_settings, settings_to_uci
 from supervisor.ctl import client
 from supervisor.ctl.cli import main
-from supervisor.virtual import VirtualPrinter
+from supervisor.lab.virtual import VirtualPrinter
 
 # Written as OpenWrt's own files are: a comment header, tabs, every quoting style, a `list`,
 # an anonymous section, options in any order.

@@ -569,7 +569,7 @@ def _mdns_summary(settings: Settings) -> str:
 
 # -- demo ----------------------------------------------------------------------------------------
 def cmd_demo(args: argparse.Namespace) -> int:
-    from supervisor.demo import run_demo
+    from supervisor.lab.demo import run_demo
 
     return run_demo()
 

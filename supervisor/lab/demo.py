@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Final
 
 from supervisor.ctl.client import ServiceUnreachable, request
 from supervisor.ctl.logview import parse_record, read_lines
-from supervisor.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, FakeSysfs, VirtualUsbPrinter
+from supervisor.lab.virtual import PJL_STATUS_QUERY, PJL_STATUS_REPLY, FakeSysfs, VirtualUsbPrinter
 
 if TYPE_CHECKING:
-    from supervisor.netlab import Lab
+    from supervisor.lab.netlab import Lab
 
 STEP_TIMEOUT_S: Final = 15.0
 NAME: Final = "laserjet"
@@ -287,7 +287,7 @@ class Discovery:
                                      serial="DEMO0002")
 
     def play(self) -> None:
-        from supervisor.netlab import Lab, missing_tools  # noqa: PLC0415 (this act only)
+        from supervisor.lab.netlab import Lab, missing_tools  # noqa: PLC0415 (this act only)
 
         print("\n8. Discovery: a ready printer is announced over mDNS/DNS-SD (avahi), so that "
               "CUPS and\n   \"Add printer\" dialogs list it by name; it is withdrawn when it goes")
