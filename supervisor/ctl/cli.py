@@ -29,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     from supervisor import __version__
 
-    parser = argparse.ArgumentParser(prog="supervisorctl", description=DESCRIPTION)
+    # Debian's package installs the command as printer-supervisorctl (Supervisor owns the name).
+    called = os.path.basename(sys.argv[0])
+    prog = "printer-supervisorctl" if called == "printer-supervisorctl" else "supervisorctl"
+    parser = argparse.ArgumentParser(prog=prog, description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--config", metavar="PATH",
