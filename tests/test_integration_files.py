@@ -447,6 +447,103 @@ def test_a_failed_check_registers_an_instance_with_its_error(
     assert any(line.startswith("logger ") and reason in line for line in lines)
 
 
+# rc.common's start and status (OpenWrt base-files, procd services), calling the script's hooks
+# as they do; procd's _procd_status, ubus and jsonfilter answer as on a router after that start:
+# the instance registered with its error, not running (openwrt.md §3; procd's instance_dump puts
+# an instance's errors at SERVICE.instances.NAME.errors).
+RC_COMMON = """
+procd_open_service() { :; }
+procd_close_service() { :; }
+procd_open_instance() { :; }
+procd_set_param() { [ "$1" = error ] && shift && echo "$*" > "$WORK/error"; return 0; }
+procd_close_instance() { :; }
+logger() { :; }
+_procd_status() {
+    if [ -s "$WORK/error" ]; then echo "not running"; return 5; fi
+    echo "running"
+}
+ubus() {
+    [ "$*" = 'call service list {"name":"printer-supervisor"}' ] || return 4
+    reason=$(cat "$WORK/error")
+    printf '{"printer-supervisor":{"instances":{"instance1":{"running":false,"command":[],'
+    printf '"term_timeout":15,"errors":["%s"]}}}}\n' "$reason"
+}
+jsonfilter() { "$PYTHON" "$WORK/jsonfilter.py" "$@"; }
+. "$0"
+PROG=$1 RUN_DIR=$WORK/run LOG_DIR=$WORK/log STATE_DIR=$WORK/state SUPERVISOR_USER=$2
+SUPERVISOR_GROUP=$(id -gn) UMDNS_DIR=$WORK/umdns UMDNS_INIT=$WORK/none
+CONFIG_UCI=$WORK/printer-supervisor CONFIG_TOML=$WORK/config.toml
+rc_procd() { procd_open_service; "$@"; procd_close_service; }
+start() {
+    rc_procd start_service "$@"
+    if eval "type service_started" 2>/dev/null >/dev/null; then service_started; fi
+}
+status() {
+    if eval "type status_service" 2>/dev/null >/dev/null; then status_service "$@"
+    else _procd_status printer-supervisor "$1"; fi
+}
+"$3"
+"""
+# jsonfilter for the one expression the script may use: anything else is an error, as a wrong
+# path would print nothing on a router.
+JSONFILTER = """
+import json, sys
+assert sys.argv[1:] == ["-e", '@["printer-supervisor"].instances[*].errors[*]'], sys.argv
+for instance in json.load(sys.stdin)["printer-supervisor"]["instances"].values():
+    for error in instance.get("errors", []):
+        print(error)
+"""
+
+
+def rc_common(tmp_path: Path, action: str, user: str, shell: tuple[str, ...]
+              ) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "jsonfilter.py").write_text(JSONFILTER, encoding="utf-8")
+    (tmp_path / "printer-supervisor").write_text("", encoding="utf-8")
+    return subprocess.run([*shell, "-c", RC_COMMON, str(INIT), str(REAL_CTL), user, action],
+                          capture_output=True, text=True, timeout=30, check=False,
+                          env={**os.environ, "WORK": str(tmp_path), "PYTHON": sys.executable})
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
+def test_a_failed_check_fails_start_and_status_says_why(tmp_path: Path,
+                                                        shell: tuple[str, ...]) -> None:
+    """Upstream, start exits 0 and status prints only "not running" after a failed check."""
+    need_shell(shell)
+    started = rc_common(tmp_path, "start", "no-such-user-here", shell)
+    assert started.returncode == 1
+    status = rc_common(tmp_path, "status", "no-such-user-here", shell)
+    assert status.returncode == 5
+    assert status.stdout.splitlines() == [
+        "not running", "error: user no-such-user-here is missing: reinstall the package"]
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
+def test_a_good_start_exits_0_and_status_is_procds(tmp_path: Path,
+                                                   shell: tuple[str, ...]) -> None:
+    need_shell(shell)
+    user = subprocess.check_output(["id", "-un"], text=True).strip()
+    started = rc_common(tmp_path, "start", user, shell)
+    assert started.returncode == 0, started.stderr
+    status = rc_common(tmp_path, "status", user, shell)
+    assert (status.returncode, status.stdout) == (0, "running\n")
+
+
+def test_docs_say_reload_config_after_uci_commit_and_umdns_announcements() -> None:
+    """uci talks to no one: procd's config.change trigger fires on reload_config (openwrt.md
+    §2); umdns's browse never lists the router's own services (§4)."""
+    texts = {path: path.read_text(encoding="utf-8") for path in (
+        ROOT / "README.md", OPENWRT_UCI, INIT, ROOT / "man" / "printer-supervisor.conf.5.rst")}
+    for path, text in texts.items():
+        for line in text.splitlines():
+            if re.match(r"^[#\s]*uci commit printer-supervisor", line):  # a command to type
+                assert re.search(r"&& (reload_config|/etc/init.d/printer-supervisor re)", line), (
+                    f"{path.name}: {line.strip()}")
+            assert "umdns browse` (OpenWrt)" not in line
+        assert "reloads by itself" not in text and "`uci commit` reloads" not in text
+        assert "printer-supervisor reload``, uci commit" not in text
+    assert "ubus call umdns announcements" in texts[ROOT / "README.md"]
+
+
 # -- the OpenWrt default config ------------------------------------------------------------------
 def test_openwrt_config_is_valid_and_matches_the_init_script() -> None:
     daemon = load_settings(OPENWRT_CONFIG, required=True).daemon
