@@ -561,6 +561,29 @@ def test_openwrt_config_is_valid_and_matches_the_init_script() -> None:
     assert f"${{PRINTER_SUPERVISOR_CTL:-{defaults['PROG']}}}" in USBMISC_SHIM.read_text("utf-8")
 
 
+KEEP = ROOT / "units" / "openwrt" / "printer-supervisor.keep"
+
+
+def test_openwrt_keep_list_keeps_the_ports_and_the_firmware_across_a_sysupgrade() -> None:
+    """/lib/upgrade/keep.d/printer-supervisor (the feed Makefile installs the .keep file there):
+    sysupgrade saves the files under each path it lists, as for fastd's or gnunet's."""
+    kept = [line for line in KEEP.read_text(encoding="utf-8").splitlines() if line.strip()]
+    assert kept and all(line.startswith("/") and line == line.strip() for line in kept)
+
+    def is_kept(path: Path) -> bool:
+        return any(path == Path(k) or Path(k) in path.parents for k in kept)
+
+    for config in (OPENWRT_CONFIG, OPENWRT_UCI):
+        daemon = load_settings(config, required=True).daemon
+        # The remembered ports: on flash (/var and /tmp are RAM on OpenWrt), and kept.
+        assert not str(daemon.state_dir).startswith(("/var/", "/tmp/"))
+        assert is_kept(daemon.state_dir), (config.name, daemon.state_dir, kept)
+        # The firmware directory the package owns: first searched, and kept.
+        assert is_kept(daemon.firmware_dirs[0]), (config.name, daemon.firmware_dirs, kept)
+    assert is_kept(Path(OPENWRT_CONFIG_PATH))  # a config.toml the user wrote instead of UCI
+    assert is_kept(Path(run_defaults()["STATE_DIR"]))
+
+
 def run_defaults() -> dict[str, str]:
     names = ("PROG", "CONFIG_TOML", "CONFIG_UCI", "RUN_DIR", "LOG_DIR", "STATE_DIR",
              "UMDNS_DIR")
