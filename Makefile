@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 MAN_PAGES := man/supervisorctl.1 man/printer-supervisor.conf.5 man/printer-supervisor.8
 
-.PHONY: test demo bench lint clean man
+.PHONY: test demo bench lint clean man deb
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ man: $(MAN_PAGES)
 
 man/%: man/%.rst $(STAMP)
 	$(BIN)/python -m docutils --writer=manpage --halt=warning $< $@
+
+# The Debian package, dist/printer-supervisor_<version>_all.deb (Debian 12 or 13; it names the
+# build dependencies that are missing). README: "Install on Debian".
+deb:
+	scripts/build-deb
 
 lint: $(STAMP)
 	$(BIN)/ruff check supervisor tests bench
