@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from supervisor.config.migrate import UciError, UciSection, parse_uci, to_toml, to_uci
+from supervisor.config.migrate import (
+    UciError,
+    UciSection,
+    driver_files,
+    parse_uci,
+    to_toml,
+    to_uci,
+)
 from supervisor.config.settings import Settings
 from supervisor.config.tomlform import parse_settings
 from supervisor.config.uciform import parse_uci_settings
@@ -419,3 +427,238 @@ def test_migrate_writes_uci_with_format_uci(tmp_path: Path,
     assert "\toption mdns_name 'HP LaserJet 1018'" in written
     assert main(["check-config", str(out)]) == 0
     capsys.readouterr()
+
+
+# -- what p910nd's hotplug script writes (net/p910nd/files/p910nd.hotplug, 23.05 and later) ------
+# The shipped default, enabled by the user, after the script saw an HP LaserJet 1022 (the bug
+# report's printer: it needs no firmware) as its releases since 2024-03-31 write it...
+HOTPLUG_1022 = """
+config p910nd
+\toption device '/dev/usb/lp0'
+\toption port '0'
+\toption bidirectional '1'
+\toption enabled '1'
+\toption usbvidpid '03f0/2c17'
+\toption mdns '1'
+\toption mdns_ty 'HP LaserJet 1022'
+\toption mdns_product '(HP LaserJet 1022)'
+\toption mdns_mfg 'Hewlett-Packard'
+\toption mdns_mdl 'HP LaserJet 1022'
+\toption mdns_cmd 'ZJS,PJL,ACL,HIPERPPDS'
+\toption mdns_note 'Located near router'
+\toption mdns_cls 'PRINTER'
+\toption mdns_sn 'XB3F042'
+\toption driver_file '/opt/p910nd_drivers/Hewlett-Packard_HP_LaserJet_1022_03f0_2c17.bin'
+
+config hotplug
+\toption driver_home '/opt/p910nd_drivers'
+"""
+# ...and a LaserJet 1020 (it needs sihp1020.dl after every power-on) as its first releases
+# (January-February 2024) wrote it: the serial as the note, no mdns, the section made by it.
+HOTPLUG_1020 = """
+config p910nd
+\toption bidirectional '0'
+\toption port '0'
+\toption enabled '1'
+\toption usbvidpid '03f0/2b17'
+\toption mdns_ty 'HP LaserJet 1020'
+\toption mdns_product '(HP LaserJet 1020)'
+\toption mdns_mfg 'Hewlett-Packard'
+\toption mdns_mdl 'HP LaserJet 1020'
+\toption mdns_cmd 'ACL'
+\toption mdns_note 'SN:KJ0GN6H Auto-configured by p910nd hotplug'
+\toption device '/dev/usb/lp0'
+\toption driver_file '/opt/p910nd_drivers/Hewlett-Packard_HP_LaserJet_1020_03f0_2b17.bin'
+
+config hotplug
+\toption driver_home '/opt/p910nd_drivers'
+"""
+BLOB_1020 = "/opt/p910nd_drivers/Hewlett-Packard_HP_LaserJet_1020_03f0_2b17.bin"
+OPENWRT_UCI = Path(__file__).resolve().parent.parent / "units/openwrt/printer-supervisor.config"
+
+
+def hotplug_convert(text: str, present: set[str] | None = None,
+                    ) -> tuple[Settings, list[str], str]:
+    migration = to_toml(parse_uci(text), present=present)
+    return parse_settings(migration.text), migration.notes, migration.text
+
+
+def noted(notes: list[str], fragment: str) -> str:
+    found = [note for note in notes if fragment in note]
+    assert len(found) == 1, (fragment, notes)
+    return found[0]
+
+
+def test_the_bug_reports_laserjet_1022_is_matched_and_gets_no_blob() -> None:
+    settings, notes, _ = hotplug_convert(HOTPLUG_1022, present={
+        "/opt/p910nd_drivers/Hewlett-Packard_HP_LaserJet_1022_03f0_2c17.bin"})
+
+    [printer] = settings.printers
+    assert (printer.match, printer.device, printer.port) == ("3f0/2c17/*", None, 9100)
+    assert (printer.firmware, printer.location, printer.mdns_name) == (
+        "auto", None, "HP LaserJet 1022")
+    assert noted(notes, "usbvidpid '03f0/2c17' carried over as match '3f0/2c17/*'")
+    assert "device '/dev/usb/lp0' is left out" in noted(notes, "usbvidpid")
+    blob = noted(notes, "driver_file '/opt/p910nd_drivers/Hewlett-Packard_HP_LaserJet_1022_"
+                        "03f0_2c17.bin' not carried over: the printer does not need it")
+    assert "catalog lists no firmware for 3f0/2c17 (HP LaserJet 1022)" in blob
+    assert noted(notes, "mdns_note 'Located near router' not carried over as location")
+    assert "mdns_cls 'PRINTER', mdns_sn 'XB3F042'" in noted(notes, "mdns_product")
+    # The script's options and section are understood, not taken for strangers.
+    assert not any("init script reads" in n or "ignored" in n for n in notes), notes
+
+
+@pytest.mark.parametrize(("present", "firmware"), [
+    ({BLOB_1020}, BLOB_1020), (None, BLOB_1020), (set(), "auto")],
+    ids=["blob-there", "not-looked-for", "blob-missing"])
+def test_a_laserjet_1020s_blob_becomes_its_firmware_where_it_lies(
+        present: set[str] | None, firmware: str) -> None:
+    settings, notes, _ = hotplug_convert(HOTPLUG_1020, present)
+
+    [printer] = settings.printers
+    assert (printer.match, printer.device, printer.firmware) == ("3f0/2b17/*", None, firmware)
+    assert printer.bidirectional is False and printer.location is None
+    said = noted(notes, f"driver_file '{BLOB_1020}'")
+    assert "HP LaserJet 1020 (3f0/2b17) needs firmware after every power-on" in said
+    assert "sihp1020.dl" in said
+    if firmware == "auto":
+        assert "is not there, so p910nd pushed nothing: the entry keeps firmware auto" in said
+        assert "copy sihp1020.dl to /etc/printer-supervisor/firmware/" in said
+    else:
+        assert "carried over as firmware" in said
+        assert "/opt/p910nd_drivers survives a sysupgrade only while /etc/sysupgrade.conf " \
+               "lists it" in said
+    assert noted(notes, "mdns_note 'SN:KJ0GN6H Auto-configured by p910nd hotplug' not "
+                        "carried over as location")
+    assert "p910nd ran without -b" in noted(notes, "bidirectional '0' carried over")
+
+
+def test_without_driver_file_the_scripts_own_name_for_the_blob_is_used() -> None:
+    """<driver_home>/<MFG>_<MDL>_<vid>_<pid>.bin, spaces as _, driver_home from the last
+    `config hotplug` without its trailing slash."""
+    text = (HOTPLUG_1020.replace(f"\toption driver_file '{BLOB_1020}'\n", "")
+            .replace("'/opt/p910nd_drivers'", "'/mnt/sda1/blobs/'"))
+    blob = "/mnt/sda1/blobs/Hewlett-Packard_HP_LaserJet_1020_03f0_2b17.bin"
+    assert driver_files(parse_uci(text)) == [blob]
+
+    settings, notes, _ = hotplug_convert(text, {blob})
+    assert settings.printers[0].firmware == blob
+    assert "the hotplug script's driver file " + blob + " carried over as firmware" in " ".join(
+        notes)
+    # Not there: nothing p910nd pushed, nothing to say; firmware auto finds sihp1020.dl.
+    settings, notes, _ = hotplug_convert(text, set())
+    assert settings.printers[0].firmware == "auto"
+    assert not any("driver file" in n for n in notes)
+
+
+def test_driver_home_defaults_to_the_scripts() -> None:
+    text = HOTPLUG_1020.replace(f"\toption driver_file '{BLOB_1020}'\n", "").split(
+        "config hotplug")[0]
+    assert driver_files(parse_uci(text)) == [BLOB_1020]
+
+
+@pytest.mark.parametrize(("options", "fragment"), [
+    ("\toption driver_file '/opt/x.bin'\n",
+     "driver_file '/opt/x.bin' not carried over: p910nd's hotplug script pushes it only to a "
+     "printer whose usbvidpid it matches, and this section has none"),
+    ("\toption usbvidpid 'lp0'\n",
+     "usbvidpid 'lp0' not carried over: p910nd's hotplug script writes idVendor/idProduct"),
+    ("\toption usbvidpid '03F0/2B17'\n\toption driver_file 'sihp1020.dl'\n",
+     "driver_file 'sihp1020.dl' not carried over: not an absolute path"),
+], ids=["blob-without-usbvidpid", "usbvidpid-odd", "blob-relative"])
+def test_hotplug_options_that_cannot_be_carried_over(options: str, fragment: str) -> None:
+    settings, notes, _ = hotplug_convert(
+        "config p910nd\n\toption enabled 1\n\toption device /dev/usb/lp0\n" + options)
+
+    [printer] = settings.printers
+    assert printer.firmware == "auto"
+    assert noted(notes, fragment)
+    if "03F0" in options:
+        assert printer.match == "3f0/2b17/*" and printer.device is None
+    else:
+        assert printer.match is None and str(printer.device) == "/dev/usb/lp0"
+
+
+@pytest.mark.parametrize(("note", "location"), [
+    ("SN:CNB1234567 Auto-configured by p910nd hotplug", None),
+    ("Located near router", None),
+    ("Located near router, 2nd shelf", "Located near router, 2nd shelf"),
+    ("SN:CNB1234567", "SN:CNB1234567"),
+], ids=["first-releases", "placeholder", "users-own", "users-serial"])
+def test_only_a_users_own_mdns_note_becomes_the_location(note: str,
+                                                         location: str | None) -> None:
+    settings, notes, _ = convert("config p910nd\n\toption enabled 1\n\toption device "
+                                 f"/dev/usb/lp0\n\toption mdns 1\n\toption mdns_note '{note}'\n")
+
+    assert settings.printers[0].location == location
+    assert (notes == []) is (location is not None)
+
+
+def test_the_hotplug_section_is_read_and_only_its_strangers_noted() -> None:
+    _, notes, _ = convert(HOTPLUG_1022.replace("'/opt/p910nd_drivers'\n",
+                                               "'/opt/p910nd_drivers'\n\toption colour 'blue'\n"))
+    assert noted(notes, "p910nd.@hotplug[0] (line 19): colour 'blue' not carried over: "
+                        "p910nd's hotplug script reads only driver_home")
+
+
+@pytest.mark.parametrize("hotplug", [True, False], ids=["script-was-there", "users-own"])
+def test_bidirectional_is_kept_and_noted_where_the_hotplug_script_may_have_set_it(
+        hotplug: bool) -> None:
+    text = "config p910nd\n\toption enabled 1\n\toption bidirectional 1\n" + (
+        "\toption usbvidpid '03f0/4117'\n" if hotplug else "\toption device /dev/usb/lp0\n")
+    settings, notes, _ = convert(text)
+
+    assert settings.printers[0].bidirectional is True
+    said = [n for n in notes if n.startswith("p910nd.@p910nd[0] (line 1): bidirectional '1'")]
+    assert len(said) == hotplug
+    if hotplug:
+        assert "carried over: p910nd ran with -b. Its hotplug script sets this option from " \
+               "the printer's USB interface protocol" in said[0]
+        assert "the service never rewrites it" in said[0]
+
+
+def test_the_router_keeps_its_paths_and_ports_survive_a_reboot() -> None:
+    """The output replaces the package's /etc/config/printer-supervisor: its [daemon] paths
+    must be the package's (Debian's defaults would put the remembered ports in RAM)."""
+    shipped = parse_uci_settings(OPENWRT_UCI.read_text(encoding="utf-8")).daemon
+    for text in (HOTPLUG_1022, TWO_ENABLED):
+        for convert_with, parse in ((to_toml, parse_settings), (to_uci, parse_uci_settings)):
+            daemon = parse(convert_with(parse_uci(text)).text).daemon
+            assert daemon == replace(shipped, auto=False)
+    assert str(shipped.state_dir).startswith("/etc/")  # flash: /var and /tmp are RAM there
+    assert str(shipped.firmware_dirs[0]).startswith("/etc/printer-supervisor/")
+
+
+@pytest.mark.parametrize("form", ["toml", "uci"])
+def test_command_looks_for_the_blobs_and_both_forms_check(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], form: str) -> None:
+    home = tmp_path / "p910nd_drivers"
+    home.mkdir()
+    blob = home / "Hewlett-Packard_HP_LaserJet_1020_03f0_2b17.bin"
+    blob.write_bytes(b"\x1b%-12345X@PJL ENTER LANGUAGE=ACL\r\n")
+    source, out = tmp_path / "p910nd", tmp_path / f"out.{form}"
+    source.write_text(
+        HOTPLUG_1020.replace(BLOB_1020, str(blob)).replace(
+            "'/opt/p910nd_drivers'", f"'{home}'") + HOTPLUG_1022.replace(
+            "config hotplug\n\toption driver_home '/opt/p910nd_drivers'\n", "").replace(
+            "'/dev/usb/lp0'", "'/dev/usb/lp1'").replace("port '0'", "port '1'"),
+        encoding="utf-8")
+
+    assert main(["migrate-p910nd", str(source), "--format", form, "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"driver_file '{blob}' carried over as firmware" in err
+    assert "the printer does not need it" in err
+
+    assert main(["check-config", str(out)]) == 0
+    capsys.readouterr()
+    load = parse_settings if form == "toml" else parse_uci_settings
+    settings = load(out.read_text(encoding="utf-8"))
+    assert [(p.match, p.port, p.firmware) for p in settings.printers] == [
+        ("3f0/2b17/*", 9100, str(blob)), ("3f0/2c17/*", 9101, "auto")]
+
+    blob.unlink()  # not there: firmware auto, and a note saying where sihp1020.dl goes
+    assert main(["migrate-p910nd", str(source), "--format", form, "-o", str(out),
+                 "--force"]) == 0
+    assert f"driver_file '{blob}' is not there" in capsys.readouterr().err
+    assert [p.firmware for p in load(out.read_text(encoding="utf-8")).printers] == [
+        "auto", "auto"]

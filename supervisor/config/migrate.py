@@ -4,28 +4,64 @@ Pure: text in, text and notes out. `parse_uci` reads UCI as libuci does (openwrt
 `to_toml` maps each `config p910nd` section the way OpenWrt's init script
 (packages net/p910nd/files/p910nd.init) turned it into a p910nd command line, so the service
 does what p910nd did. What cannot be carried over becomes a note naming the section and option.
+
+The package's usbmisc hotplug script (net/p910nd/files/p910nd.hotplug, since 23.05) also writes
+options of its own: `usbvidpid` (the printer's idVendor/idProduct, becomes `match`),
+`driver_file` and `config hotplug`'s `driver_home` (a blob it cats into the node at every plug,
+becomes `firmware` when the catalog says the printer needs one), and an `mdns_note` that is no
+place. The input is always a router's file, so the output carries OpenWrt's daemon paths (the
+package's /etc/config/printer-supervisor): above all the remembered ports on flash.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import posixpath
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from supervisor.config.checks import check_location, check_mdns_name
+from supervisor.config.checks import check_firmware, check_location, check_mdns_name
 from supervisor.config.uci import UciError, UciSection, parse_uci, quote, uci_bool, valid_name
+from supervisor.core.catalog import FirmwareEntry, load_catalog
 
-__all__ = ["Migration", "UciError", "UciSection", "parse_uci", "to_toml", "to_uci"]
+__all__ = ["Migration", "UciError", "UciSection", "driver_files", "parse_uci", "to_toml",
+           "to_uci"]
 
 DEFAULT_UCI_PATH: Final = "/etc/config/p910nd"
 PACKAGE: Final = "p910nd"
 BASE_PORT: Final = 9100
 _NAME_RE: Final = re.compile(r"[a-z0-9_-]+")
+#: The hotplug script's section: `config hotplug` with `driver_home`, its blobs' directory.
+HOTPLUG: Final = "hotplug"
+DRIVER_HOME_DEFAULT: Final = "/opt/p910nd_drivers"
+#: Its usbvidpid: idVendor/idProduct as sysfs prints them ('03f0/2c17').
+_VIDPID_RE: Final = re.compile(r"([0-9a-fA-F]{1,4})/([0-9a-fA-F]{1,4})")
+#: mdns_note values the hotplug script wrote itself: a serial number (its releases before
+#: 2024-02-11), then a placeholder. Neither says where the printer is.
+_AUTO_NOTE_RE: Final = re.compile(r"SN:.* Auto-configured by p910nd hotplug|Located near router")
+#: The IEEE-1284 fields the hotplug script copies into mdns_* options and the init script
+#: announces (usb_MFG=, usb_MDL=, ...): the service announces what the printer reports.
+_MDNS_ID_KEYS: Final = ("mdns_product", "mdns_mfg", "mdns_mdl", "mdns_cmd", "mdns_cid",
+                        "mdns_cls", "mdns_cmt", "mdns_des", "mdns_drv", "mdns_sn", "mdns_ver")
 _CARRIED: Final = frozenset({"device", "port", "bidirectional", "bind", "enabled", "mdns",
-                             "mdns_ty", "mdns_note", "mdns_product", "mdns_mfg", "mdns_mdl",
-                             "mdns_cmd"})
+                             "mdns_ty", "mdns_note", "usbvidpid", "driver_file",
+                             *_MDNS_ID_KEYS})
+#: The [daemon] settings of the OpenWrt package's /etc/config/printer-supervisor
+#: (units/openwrt/printer-supervisor.config; a test keeps them equal): without them the
+#: service would take the Debian defaults, and /var/lib, on OpenWrt, is RAM.
+OPENWRT_DAEMON: Final[tuple[tuple[str, str | int | tuple[str, ...]], ...]] = (
+    ("control_socket", "/var/run/printer-supervisor/control.sock"),
+    ("log_file", "/var/log/printer-supervisor/events.jsonl"),
+    ("log_max_bytes", 262144),
+    ("state_dir", "/etc/printer-supervisor/state"),
+    ("event_source", "none"),
+    ("firmware_dirs", ("/etc/printer-supervisor/firmware", "/lib/firmware/hp",
+                       "/usr/share/foo2zjs/firmware")),
+)
+#: The firmware directory the OpenWrt package owns and keeps across a sysupgrade.
+OPENWRT_FIRMWARE_DIR: Final = "/etc/printer-supervisor/firmware"
 
 
 @dataclass(frozen=True)
@@ -47,6 +83,7 @@ class _Draft:
 
     section: UciSection
     name: str = ""
+    match: str | None = None  # from the hotplug script's usbvidpid
     device: str | None = None
     port: int | None = None
     bidirectional: bool = False
@@ -55,6 +92,7 @@ class _Draft:
     mdns: bool | None = None  # None: the service's default (announced while ready)
     mdns_name: str | None = None
     location: str | None = None
+    firmware: str | None = None  # from the hotplug script's driver_file; None: auto
     blocked: str | None = None  # why the entry must stay commented out, besides enabled '0'
     comments: dict[str, str] = field(default_factory=dict)  # key → trailing TOML comment
     notes: list[str] = field(default_factory=list)
@@ -67,18 +105,68 @@ class _Draft:
         self.notes.append(f"{self.section.ref} (line {self.section.line}): {message}")
 
 
-def to_toml(sections: Sequence[UciSection], *, source: str = DEFAULT_UCI_PATH) -> Migration:
-    """`[[printer]]` entries for the p910nd sections, and a note for all that was left behind."""
-    return _convert(sections, source, "toml")
+@dataclass(frozen=True)
+class _Context:
+    """What every section's conversion needs to know besides itself."""
+
+    driver_home: str  # the hotplug script's directory of blobs
+    catalog: tuple[FirmwareEntry, ...]
+    present: Collection[str] | None  # the driver files found; None: not looked for
 
 
-def to_uci(sections: Sequence[UciSection], *, source: str = DEFAULT_UCI_PATH) -> Migration:
+def to_toml(sections: Sequence[UciSection], *, source: str = DEFAULT_UCI_PATH,
+            present: Collection[str] | None = None,
+            catalog: Sequence[FirmwareEntry] | None = None) -> Migration:
+    """`[[printer]]` entries for the p910nd sections, and a note for all that was left behind.
+
+    `present`: which of `driver_files(sections)` are files on the router (None: not looked
+    for, each taken as there); `catalog`: which printers need firmware (default: the shipped
+    catalog)."""
+    return _convert(sections, source, "toml", _context(sections, present, catalog))
+
+
+def to_uci(sections: Sequence[UciSection], *, source: str = DEFAULT_UCI_PATH,
+           present: Collection[str] | None = None,
+           catalog: Sequence[FirmwareEntry] | None = None) -> Migration:
     """The same as /etc/config/printer-supervisor: `config printer` sections."""
-    return _convert(sections, source, "uci")
+    return _convert(sections, source, "uci", _context(sections, present, catalog))
 
 
-def _convert(sections: Sequence[UciSection], source: str, form: str) -> Migration:
-    drafts = [_draft(s) for s in sections if s.type == PACKAGE]
+def driver_files(sections: Sequence[UciSection]) -> list[str]:
+    """The blobs p910nd's hotplug script would push, one per section that has one: the paths
+    the caller looks for before converting (the result's `present`)."""
+    home = _driver_home(sections)
+    found = []
+    for section in sections:
+        if section.type == PACKAGE:
+            values = _single(section)
+            blob = _blob(values, _vidpid(values.get("usbvidpid")), home)
+            if blob is not None:
+                found.append(blob[0])
+    return found
+
+
+def _context(sections: Sequence[UciSection], present: Collection[str] | None,
+             catalog: Sequence[FirmwareEntry] | None) -> _Context:
+    return _Context(_driver_home(sections),
+                    tuple(load_catalog() if catalog is None else catalog), present)
+
+
+def _driver_home(sections: Sequence[UciSection]) -> str:
+    """driver_home of the last `config hotplug` (the script reads @hotplug[-1]), without the
+    trailing slash it trims; its default when unset."""
+    homes = [_single(s).get("driver_home") for s in sections if s.type == HOTPLUG]
+    home = homes[-1] if homes and homes[-1] else DRIVER_HOME_DEFAULT
+    return home.removesuffix("/") if home != "/" else home
+
+
+def _single(section: UciSection) -> dict[str, str]:
+    return {k: v for k, v in section.options.items() if isinstance(v, str)}
+
+
+def _convert(sections: Sequence[UciSection], source: str, form: str,
+             context: _Context) -> Migration:
+    drafts = [_draft(s, context) for s in sections if s.type == PACKAGE]
     _name(drafts)
     _settle_devices(drafts)
     _settle_ports(drafts)
@@ -88,6 +176,9 @@ def _convert(sections: Sequence[UciSection], source: str, form: str) -> Migratio
     by_section = {id(d.section): d for d in drafts}
     for section in sections:
         draft = by_section.get(id(section))
+        if draft is None and section.type == HOTPLUG:
+            notes += _hotplug_notes(section)
+            continue
         if draft is None:
             notes.append(f"{section.ref} (line {section.line}): section type "
                          f"{section.type!r} ignored: p910nd reads only `config p910nd` sections")
@@ -97,7 +188,18 @@ def _convert(sections: Sequence[UciSection], source: str, form: str) -> Migratio
     return Migration("\n".join(lines) + "\n", notes)
 
 
-def _draft(section: UciSection) -> _Draft:
+def _hotplug_notes(section: UciSection) -> list[str]:
+    """The hotplug script's own section: its driver_home is read (see _firmware)."""
+    others = [k for k in section.options if k != "driver_home"]
+    if not others:
+        return []
+    shown = ", ".join(f"{k} {_shown(' '.join(v) if isinstance(v, tuple) else v)}"
+                      for k, v in section.options.items() if k in others)
+    return [f"{section.ref} (line {section.line}): {shown} not carried over: p910nd's hotplug "
+            "script reads only driver_home from its `config hotplug` section"]
+
+
+def _draft(section: UciSection, context: _Context) -> _Draft:
     draft = _Draft(section)
     values: dict[str, str] = {}
     for key, value in section.options.items():
@@ -108,8 +210,13 @@ def _draft(section: UciSection) -> _Draft:
             values[key] = value
     _enabled(draft, values.get("enabled"))
     digit = _port(draft, values.get("port"))
-    _device(draft, values.get("device"), digit)
-    _bidirectional(draft, values.get("bidirectional"))
+    vidpid = _usbvidpid(draft, values.get("usbvidpid"))
+    if vidpid is None:
+        _device(draft, values.get("device"), digit)
+    else:
+        _match(draft, vidpid, values)
+    _firmware(draft, values, vidpid, context)
+    _bidirectional(draft, values.get("bidirectional"), hotplug="usbvidpid" in values)
     draft.bind = values.get("bind")
     _mdns(draft, values)
     _leftovers(draft, {k: v for k, v in values.items() if k not in _CARRIED})
@@ -161,7 +268,104 @@ def _device(draft: _Draft, value: str | None, digit: str | None) -> None:
                    "uncomment it")
 
 
-def _bidirectional(draft: _Draft, value: str | None) -> None:
+def _vidpid(value: str | None) -> tuple[str, str] | None:
+    """usbvidpid's idVendor and idProduct as written ('03f0', '2c17'); None if not such."""
+    found = _VIDPID_RE.fullmatch(value) if value is not None else None
+    return (found[1], found[2]) if found else None
+
+
+def _usbvidpid(draft: _Draft, value: str | None) -> tuple[str, str] | None:
+    vidpid = _vidpid(value)
+    if value is not None and vidpid is None:
+        draft.note(f"usbvidpid {_shown(value)} not carried over: p910nd's hotplug script "
+                   "writes idVendor/idProduct in hex, such as '03f0/2c17'; the entry keeps "
+                   "the device instead")
+    return vidpid
+
+
+def _match(draft: _Draft, vidpid: tuple[str, str], values: Mapping[str, str]) -> None:
+    """The printer by identity: a PRODUCT glob instead of the lp node."""
+    vid, pid = (f"{int(part, 16):x}" for part in vidpid)
+    draft.match = f"{vid}/{pid}/*"
+    device = values.get("device")
+    left = (f"; device {_shown(device)} is left out: lp numbers follow the order printers "
+            "are plugged in") if device is not None else ""
+    draft.note(f"usbvidpid {_shown(values['usbvidpid'])} carried over as match "
+               f"'{draft.match}': the service finds the printer by its USB vendor and "
+               f"product, whatever lp node it gets{left}")
+
+
+def _blob(values: Mapping[str, str], vidpid: tuple[str, str] | None,
+          driver_home: str) -> tuple[str, bool] | None:
+    """The file the hotplug script cats into the node, and whether driver_file names it (else
+    it is the name the script gives it: <driver_home>/<MFG>_<MDL>_<vid>_<pid>.bin, spaces
+    as _)."""
+    if values.get("driver_file"):
+        return values["driver_file"], True
+    mfg, mdl = values.get("mdns_mfg"), values.get("mdns_mdl")
+    if vidpid is None or not mfg or not mdl:
+        return None
+    name = f"{mfg}_{mdl}_{vidpid[0]}_{vidpid[1]}.bin".replace(" ", "_")
+    return f"{driver_home.removesuffix('/')}/{name}", False
+
+
+def _firmware(draft: _Draft, values: Mapping[str, str], vidpid: tuple[str, str] | None,
+              context: _Context) -> None:
+    """The hotplug script's blob becomes the printer's firmware only if the catalog says the
+    printer needs firmware (it pushed it to any printer, needed or not)."""
+    blob = _blob(values, vidpid, context.driver_home)
+    if blob is None:
+        return
+    path, named = blob
+    said = f"driver_file {_shown(path)}" if named else f"the hotplug script's driver file {path}"
+    there = context.present is None or path in context.present
+    if vidpid is None:
+        draft.note(f"{said} not carried over: p910nd's hotplug script pushes it only to a "
+                   "printer whose usbvidpid it matches, and this section has none")
+        return
+    product = (draft.match or "").removesuffix("/*")
+    entry = _catalog_entry(product, context.catalog)
+    if entry is None:
+        if named:
+            model = f" ({values['mdns_mdl']})" if values.get("mdns_mdl") else ""
+            draft.note(f"{said} not carried over: the printer does not need it: the firmware "
+                       f"catalog lists no firmware for {product}{model}, only printers "
+                       "that lose their firmware at every power-off (such as the LaserJet "
+                       "1018 and 1020), so the service pushes nothing to it; p910nd's hotplug "
+                       "script wrote a driver_file for every printer it saw, and pushed it "
+                       "at every plug if the file was there")
+        return
+    needs = (f"{entry.model} ({product}) needs firmware after every power-on (the "
+             f"catalog's file: {entry.file})")
+    if not path.startswith("/") or check_firmware(path) is not None:
+        draft.note(f"{said} not carried over: not an absolute path; the entry keeps firmware "
+                   f"auto: {needs}")
+        return
+    if not there:
+        if named:
+            draft.note(f"{said} is not there, so p910nd pushed nothing: the entry keeps "
+                       f"firmware auto: {needs}; copy {entry.file} to {OPENWRT_FIRMWARE_DIR}/ "
+                       "(`supervisorctl firmware` lists where the service looks)")
+        return
+    draft.firmware = path
+    draft.comments["firmware"] = "the blob p910nd's hotplug script pushed, where it lies"
+    where = posixpath.dirname(path) or "/"
+    draft.note(f"{said} carried over as firmware: {needs}; the service uses the file where it "
+               "lies, and pushes it only when the printer does not report firmware running, "
+               f"never during a job. {where} survives a sysupgrade only while "
+               f"/etc/sysupgrade.conf lists it (p910nd's hotplug script added "
+               f"{DRIVER_HOME_DEFAULT} there); or move the file to {OPENWRT_FIRMWARE_DIR}/, "
+               "which the package keeps, and set firmware to its name")
+
+
+def _catalog_entry(product: str, catalog: Sequence[FirmwareEntry]) -> FirmwareEntry | None:
+    """The catalog's entry for a vendor/product ("3f0/2b17"; its entries hold for any
+    bcdDevice)."""
+    wanted = product.split("/")[:2]
+    return next((e for e in catalog if e.product.split("/")[:2] == wanted), None)
+
+
+def _bidirectional(draft: _Draft, value: str | None, *, hotplug: bool) -> None:
     parsed = uci_bool(value) if value is not None else False
     if parsed is None:
         draft.note(f"bidirectional {_shown(value or '')} is not a boolean: p910nd ran without "
@@ -169,6 +373,14 @@ def _bidirectional(draft: _Draft, value: str | None) -> None:
         parsed = False
     elif value is None:
         draft.comments["bidirectional"] = "p910nd's default (no -b)"
+    elif hotplug:
+        # Written from bInterfaceProtocol (1: 0; 2, 3: 1); releases before 2024-03-31
+        # overwrote the user's value at every plug (openwrt/packages#23774).
+        draft.note(f"bidirectional {_shown(value)} carried over: p910nd ran "
+                   f"{'with' if parsed else 'without'} -b. Its hotplug script sets this option "
+                   "from the printer's USB interface protocol when it is unset (its first "
+                   "releases overwrote it at every plug), so it may not be the value you chose; "
+                   "the service never rewrites it: change it here if it is not what you want")
     draft.bidirectional = parsed
 
 
@@ -193,13 +405,17 @@ def _mdns(draft: _Draft, values: Mapping[str, str]) -> None:
         else:
             draft.note(f"mdns_ty {_shown(ty)} not carried over: {problem}; the service "
                        "announces the printer as \"<model> @ <host>\"")
-    if note is not None:
+    if note is not None and _AUTO_NOTE_RE.fullmatch(note):
+        draft.note(f"mdns_note {_shown(note)} not carried over as location: p910nd's hotplug "
+                   "script wrote that text by itself, not where the printer is; set location "
+                   "(or [daemon] location) to say where it is")
+    elif note is not None:
         problem = check_location(note)
         if problem is None:
             draft.location = note
         else:
             draft.note(f"mdns_note {_shown(note)} not carried over: {problem}")
-    read = [k for k in ("mdns_product", "mdns_mfg", "mdns_mdl", "mdns_cmd") if k in values]
+    read = [k for k in _MDNS_ID_KEYS if k in values]
     if read:
         draft.note(f"{', '.join(f'{k} {_shown(values[k])}' for k in read)} not carried over: "
                    "the service announces the make, model and command set the printer "
@@ -333,6 +549,19 @@ def _daemon_table(bind: str | None, drafts: Sequence[_Draft], form: str) -> list
     lines = [
         "",
         "[daemon]" if toml else "config daemon 'daemon'",
+        "# OpenWrt's paths, as in the package's /etc/config/printer-supervisor: the remembered",
+        "# ports on flash (/etc: they survive a reboot, and the package keeps",
+        "# /etc/printer-supervisor/ across a sysupgrade), the log capped in RAM, events from the",
+        "# usbmisc hotplug shim, firmware files first in /etc/printer-supervisor/firmware/.",
+    ]
+    for key, value in OPENWRT_DAEMON:
+        if isinstance(value, tuple):
+            lines += ([f"{key} = [", *(f"    {_toml_string(item)}," for item in value), "]"]
+                      if toml else [f"\tlist {key} {quote(item)}" for item in value])
+        else:
+            lines.append(f"{key} = {_toml_value(value)}" if toml
+                         else f"\toption {key} {_uci_value(value)}")
+    lines += [
         "# p910nd served only the devices configured for it; so does this configuration.",
         "# true also serves any other USB printer, on the next free port from base_port.",
         "auto = false" if toml else "\toption auto '0'",
@@ -354,11 +583,15 @@ def _entry(draft: _Draft, form: str) -> list[str]:
     elif not draft.enabled:
         title += ": disabled in p910nd (enabled is off); uncomment it to serve it"
     fields: list[tuple[str, str | int | bool]] = [("name", draft.name)]
+    if draft.match is not None:
+        fields.append(("match", draft.match))
     if draft.device is not None:
         fields.append(("device", draft.device))
     if draft.port is not None:
         fields.append(("port", draft.port))
     fields.append(("bidirectional", draft.bidirectional))
+    if draft.firmware is not None:
+        fields.append(("firmware", draft.firmware))
     if draft.mdns is not None:
         fields.append(("mdns", draft.mdns))
     if draft.mdns_name is not None:

@@ -100,11 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser(
         "migrate-p910nd", help="turn p910nd's UCI configuration into [[printer]] entries",
         description="Read OpenWrt's p910nd configuration (UCI) and print the equivalent "
-                    "printer-supervisor configuration, as TOML or (--format uci) as "
-                    "/etc/config/printer-supervisor: one printer per `config p910nd` section "
-                    "(disabled ones commented out). Each option that cannot be carried over "
-                    "is reported on stderr with its section. Exits 0 when converted, 2 when "
-                    "the file cannot be read or has no p910nd sections.")
+                    "printer-supervisor configuration, with the OpenWrt package's paths, as "
+                    "TOML or (--format uci) as /etc/config/printer-supervisor: one printer per "
+                    "`config p910nd` section (disabled ones commented out). What p910nd's "
+                    "hotplug script wrote is read too: usbvidpid becomes match, and its "
+                    "driver file the printer's firmware if the firmware catalog says the "
+                    "printer needs one and the file is there. Each option that cannot be "
+                    "carried over is reported on stderr with its section. Exits 0 when "
+                    "converted, 2 when the file cannot be read or has no p910nd sections.")
     migrate.add_argument("path", nargs="?", metavar="PATH", default="/etc/config/p910nd",
                          help="p910nd's UCI file (default: /etc/config/p910nd)")
     migrate.add_argument("-o", "--output", metavar="FILE",
@@ -384,7 +387,7 @@ def _log_not_readable(exc: PermissionError) -> int:
 
 # -- migrate-p910nd ------------------------------------------------------------------------------
 def cmd_migrate_p910nd(args: argparse.Namespace) -> int:
-    from supervisor.config.migrate import UciError, parse_uci, to_toml, to_uci
+    from supervisor.config.migrate import UciError, driver_files, parse_uci, to_toml, to_uci
 
     try:
         with open(args.path, encoding="utf-8") as handle:
@@ -405,7 +408,9 @@ def cmd_migrate_p910nd(args: argparse.Namespace) -> int:
               "nothing to convert. Is it p910nd's UCI file?", file=sys.stderr)
         return EXIT_USAGE
     convert = to_uci if args.format == "uci" else to_toml
-    migration = convert(sections, source=str(args.path))
+    # The blobs p910nd's hotplug script pushed: one that is there becomes a firmware file.
+    present = {path for path in driver_files(sections) if os.path.isfile(path)}
+    migration = convert(sections, source=str(args.path), present=present)
     for note in migration.notes:
         print(note, file=sys.stderr)
     if args.output is None:
