@@ -36,7 +36,7 @@ def load_settings(path: Path, *, required: bool, inspect_devices: bool = False) 
     file means the defaults. `inspect_devices` (check-config) also refuses a `device` that is
     there but is not a printer's node; the service finds that per printer, at every scan."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         if required:
             raise ConfigError(
@@ -44,21 +44,33 @@ def load_settings(path: Path, *, required: bool, inspect_devices: bool = False) 
                 path,
             ) from None
         return Settings()
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise ConfigError([Problem("file", f"cannot be read: {exc}")], path) from None
-    if is_uci(text):
+    if is_uci(data):  # bytes, as uci reads them: CR is data in quotes, any byte may be in a value
         from supervisor.config.uciform import parse_uci_settings  # noqa: PLC0415 (OpenWrt's form)
 
-        return parse_uci_settings(text, path, inspect_devices=inspect_devices)
+        return parse_uci_settings(data, path, inspect_devices=inspect_devices)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([Problem("file", f"cannot be read: {exc}")], path) from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as before
     return parse_settings(text, path, inspect_devices=inspect_devices)
 
 
-def is_uci(text: str) -> bool:
-    """Whether `text` is UCI: its first command is `config` or `package` (TOML has none)."""
-    for line in text.splitlines():
-        words = line.split()
-        if not words or words[0].startswith("#"):
+#: uci's command words and their one-letter forms.
+_UCI_COMMANDS = frozenset({b"config", b"c", b"package", b"p", b"option", b"o", b"list", b"l"})
+
+
+def is_uci(text: str | bytes) -> bool:
+    """Whether `text` is UCI: its first command is one of uci's (`config`, `c`, `package`...;
+    TOML has none). Lines end at LF and words at C's isspace only, as uci reads them (a
+    no-break space or U+3000 is part of a word, a VT does not end a line)."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    for line in data.split(b"\n"):
+        words = line.split()  # bytes split at space, \t, \n, \v, \f, \r: C's isspace
+        if not words or words[0].startswith(b"#"):
             continue
-        return words[0] in ("config", "package") and (
-            len(words) == 1 or not words[1].startswith("="))
+        return words[0] in _UCI_COMMANDS and (
+            len(words) == 1 or not words[1].startswith(b"="))
     return False

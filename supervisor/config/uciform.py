@@ -25,7 +25,8 @@ from supervisor.config.uci import (
 from supervisor.config.validate import validate_raw
 
 PACKAGE: Final = "printer-supervisor"
-#: uci deletes an option set to "": no log file is said `option log_file 'off'`.
+#: `uci set …=''` deletes an option and a file's `option log_file ''` changes nothing: no log
+#: file is said `option log_file 'off'`.
 NO_LOG_FILE: Final = "off"
 # Each key's kind, from the settings' own fields (lists are tuples there).
 _KINDS: Final = {
@@ -38,16 +39,19 @@ _KINDS: Final = {
 }
 
 
-def parse_uci_settings(text: str, source: Path | None = None, *,
+def parse_uci_settings(text: str | bytes, source: Path | None = None, *,
                        inspect_devices: bool = False) -> Settings:
-    """Validate UCI text into Settings, or raise ConfigError listing every problem."""
+    """Validate UCI into Settings, or raise ConfigError listing every problem. `text`: the
+    file's bytes (a str is taken as its UTF-8); values that are not UTF-8 are read as
+    supervisor.config.uci shows them (U+FFFD) and validated like any other."""
     from supervisor.config.settings import ConfigError  # noqa: PLC0415
 
     try:
         sections = parse_uci(text, PACKAGE)
     except UciError as exc:
-        raise ConfigError([Problem("syntax", f"not valid UCI: {exc.message}", exc.line)],
-                          source) from None
+        where = f" ({exc.where})" if exc.where else ""
+        raise ConfigError([Problem("syntax", f"not valid UCI{where}: {exc.message}",
+                                   exc.line)], source) from None
     problems: list[Problem] = []
     warnings: list[tuple[int, str]] = []  # (line, text)
     daemon_sections = [s for s in sections if s.type == "daemon"]

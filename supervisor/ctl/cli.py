@@ -390,12 +390,11 @@ def cmd_migrate_p910nd(args: argparse.Namespace) -> int:
     from supervisor.config.migrate import UciError, driver_files, parse_uci, to_toml, to_uci
 
     try:
-        with open(args.path, encoding="utf-8") as handle:
+        with open(args.path, "rb") as handle:  # bytes, as uci reads them (any byte in a value)
             text = handle.read()
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
-        print(f"supervisorctl migrate-p910nd: cannot read {args.path}: {why}. Name p910nd's "
-              "UCI file (default /etc/config/p910nd).", file=sys.stderr)
+    except OSError as exc:
+        print(f"supervisorctl migrate-p910nd: cannot read {args.path}: {exc.strerror}. Name "
+              "p910nd's UCI file (default /etc/config/p910nd).", file=sys.stderr)
         return EXIT_USAGE
     try:
         sections = parse_uci(text)

@@ -54,12 +54,16 @@ def _default_config() -> str:
     return protocol.DEFAULT_CONFIG
 
 
+#: uci's command words and their one-letter forms (supervisor.config.uci reads them all).
+_UCI_COMMANDS = frozenset({b"config", b"c", b"package", b"p", b"option", b"o", b"list", b"l"})
+
+
 def _is_uci(text: bytes) -> bool:
-    """UCI's first command is `config` or `package` (as supervisor.config.is_uci decides)."""
+    """Whether the first command is one of uci's (as supervisor.config.loader.is_uci decides)."""
     for line in text.split(b"\n"):
-        words = line.split()
+        words = line.split()  # bytes split at C's isspace, as uci does
         if words and not words[0].startswith(b"#"):
-            return words[0] in (b"config", b"package") and (
+            return words[0] in _UCI_COMMANDS and (
                 len(words) == 1 or not words[1].startswith(b"="))
     return False
 
@@ -71,38 +75,73 @@ def _control_socket_uci(text: bytes) -> object:
     from supervisor.config.uci import UciError, parse_uci  # only when the line reader is unsure
 
     try:
-        sections = parse_uci(text.decode("utf-8"))
-    except (UciError, UnicodeDecodeError):
+        sections = parse_uci(text)
+    except UciError:
         return None
     daemon = next((s for s in sections if s.type == "daemon"), None)
     return daemon.options.get("control_socket") if daemon is not None else None
 
 
 def control_socket_uci_line(text: bytes) -> str | _Unsure | None:
-    """The UCI form's `option control_socket` when one plain line in `config daemon` says
-    it, None when the file never names it, else UNSURE (the UCI parser decides)."""
+    """The UCI form's `option control_socket` when one plain line in the one `config daemon`
+    says it, None when the file never names it, else UNSURE (the UCI parser decides).
+
+    Plain, so that every line means to uci what it seems to: no NUL in the file; no line but
+    comments holds a backslash, `;`, CR, VT or FF, or opens a quote it does not close; and the
+    line is `option control_socket VALUE` (or `o`), VALUE one bare word or one quoted part,
+    then nothing but a comment."""
     if b"control_socket" not in text:
         return None
-    section, found = None, []
+    if b"\0" in text:
+        return UNSURE
+    section, daemons, found = None, 0, []
     for raw in text.split(b"\n"):
         words = raw.split()
         if not words or words[0].startswith(b"#"):
             continue
+        if any(byte in raw for byte in b"\\;\r\v\f") or not _quotes_close(raw):
+            return UNSURE
         if words[0] in (b"config", b"c"):
             section = words[1] if len(words) > 1 else b""
+            daemons += section == b"daemon"
+            if daemons > 1:
+                return UNSURE  # the parser takes the first daemon section
             continue
         if b"control_socket" not in raw:
             continue
-        key, _, rest = raw.strip().replace(b"\t", b" ").partition(b" ")
-        name, _, value = rest.strip().partition(b" ")
-        plain = _plain_string(value.strip()) if value.strip()[:1] in (b"'", b'"') else (
-            value.strip() if value.strip() and not any(c in value for c in b"\\'\";#")
-            else None)
-        if section != b"daemon" or key not in (b"option", b"o") or name != b"control_socket" \
-                or plain is None or b";" in raw:
+        value = _uci_value(words, raw)
+        if section != b"daemon" or value is None:
             return UNSURE
-        found.append(plain)
+        if value:  # `option control_socket ''` changes nothing, in uci
+            found.append(value)
     return _only(found)
+
+
+def _uci_value(words: list[bytes], raw: bytes) -> bytes | None:
+    """The value of a plain `option control_socket VALUE [# comment]` line, else None."""
+    if words[0] not in (b"option", b"o") or len(words) < 3 or words[1] != b"control_socket":
+        return None
+    if words[2][:1] in (b"'", b'"'):
+        return _plain_string(raw.split(b"control_socket", 1)[1].strip())
+    extra = len(words) > 3 and not words[3].startswith(b"#")
+    if extra or any(byte in words[2] for byte in b"'\"#"):
+        return None
+    return words[2]
+
+
+def _quotes_close(line: bytes) -> bool:
+    """Whether every quote the line opens ends on it (a `#` outside quotes ends the line)."""
+    at = 0
+    while True:
+        marks = [i for i in (line.find(b"'", at), line.find(b'"', at), line.find(b"#", at))
+                 if i >= 0]
+        if not marks or line[min(marks)] == ord("#"):
+            return True
+        at = min(marks)
+        close = line.find(line[at:at + 1], at + 1)
+        if close < 0:
+            return False
+        at = close + 1
 
 
 class _Unsure:
