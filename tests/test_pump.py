@@ -7,6 +7,7 @@ import fcntl
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -173,3 +174,79 @@ def test_a_bidirectional_job_drains_the_replies_in_the_thread() -> None:
     finally:
         for sock in (device, printer, ours, client):
             sock.close()
+
+
+@pytest.mark.parametrize("splice", [False, True], ids=["copy", "splice"])
+def test_a_wait_for_the_printer_is_told_with_its_start_and_ends_when_it_takes_bytes(
+        splice: bool) -> None:
+    # What the stall watch reads from another thread: since when the printer has taken
+    # nothing while data waits (a full pipe here), None once it takes bytes again.
+    read_end, write_end = _device_pipe()
+    ours, client = socket.socketpair()
+    filler = fcntl.fcntl(write_end, F_GETPIPE_SZ)
+    os.write(write_end, b"\0" * filler)
+    job = b"j" * 5000
+    try:
+        client.sendall(job)
+        pump = Pump(ours, write_end, backchannel=False, idle_timeout_s=60)
+        if not splice:
+            pump._splice = False  # a character device: recv, then write
+        assert pump.device_blocked_since() is None
+        thread, outcome = run_in_thread(pump)
+        wait_s = 10.0
+        deadline = time.monotonic() + wait_s
+        while pump.device_blocked_since() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        since = pump.device_blocked_since()
+        assert since is not None and pump.bytes_in == 0
+        assert pump.bytes_received == (0 if splice else len(job))  # splice: still in the socket
+        assert pump.device_blocked_since() == since  # the same wait, not a new one
+        os.read(read_end, filler)  # the printer takes data again
+        while pump.bytes_in < len(job) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert pump.device_blocked_since() is None  # waiting for the client now, not the printer
+        client.shutdown(socket.SHUT_WR)
+        thread.join(wait_s)
+        assert outcome == [PumpResult(len(job), 0)] and pump.bytes_received == len(job)
+        assert os.read(read_end, len(job) + 1) == job
+    finally:
+        for fd in (read_end, write_end):
+            os.close(fd)
+        ours.close()
+        client.close()
+
+
+def test_a_printer_that_held_the_job_up_does_not_make_the_client_idle() -> None:
+    # The client sent its part and has nothing more yet; the printer takes nothing for longer
+    # than idle_timeout. Once it has taken the part, the client gets its whole idle_timeout
+    # again: the time the printer held the job up is not the client's silence.
+    read_end, write_end = _device_pipe()
+    ours, client = socket.socketpair()
+    filler = fcntl.fcntl(write_end, F_GETPIPE_SZ)
+    os.write(write_end, b"\0" * filler)
+    idle_s = 1.0
+    try:
+        client.sendall(b"part one,")
+        pump = Pump(ours, write_end, backchannel=False, idle_timeout_s=idle_s)
+        pump._splice = False
+        thread, outcome = run_in_thread(pump)
+        deadline = time.monotonic() + 10
+        while pump.device_blocked_since() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        blocked = pump.device_blocked_since()
+        assert blocked is not None
+        while time.monotonic() < blocked + 1.5 * idle_s:  # the printer holds it up past idle_s
+            time.sleep(0.01)
+        os.read(read_end, filler)
+        while pump.bytes_in < 9 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        client.sendall(b" part two")  # at once: well within idle_s of the printer taking it
+        client.shutdown(socket.SHUT_WR)
+        thread.join(10)
+        assert outcome == [PumpResult(18, 0)]
+        assert os.read(read_end, 100) == b"part one, part two"
+    finally:
+        for fd in (read_end, write_end):
+            os.close(fd)
+        ours.close()
+        client.close()

@@ -4,6 +4,10 @@ Both fds are non-blocking; the pump tries each transfer first and polls only whe
 block, so a fast sink costs one recv and one write per chunk. When the device is a pipe (a FIFO
 feeding another program) the kernel moves the bytes itself with splice(2): no copy through
 Python at all. `abort()` from any thread wakes the pump.
+
+Progress is plain integers other threads may read at any time (`bytes_received`, `bytes_in`,
+`bytes_out`, `device_blocked_since()`): the loop looks at them when asked and once a second
+while a job runs, so the hot path pays an addition per chunk and nothing else.
 """
 
 from __future__ import annotations
@@ -81,10 +85,22 @@ class Pump:
         self._client_writable = True
         self._dev_read_after = 0.0
         self._last_client_rx = time.monotonic()
-        self.bytes_in = 0
-        self.bytes_out = 0
+        self.bytes_received = 0  # from the client
+        self.bytes_in = 0  # accepted by the printer
+        self.bytes_out = 0  # read from the printer and relayed
+        # (bytes_in then, monotonic time): since then the pump waits for the printer, which has
+        # taken nothing more; one attribute, so that another thread reads a consistent pair.
+        self._device_wait: tuple[int, float] | None = None
 
     # -- control from other threads ------------------------------------------------------------
+    def device_blocked_since(self) -> float | None:
+        """Since when (time.monotonic()) the printer has taken no byte while data waits for it;
+        None when the job is not waiting for the printer. Safe from any thread."""
+        wait = self._device_wait
+        if wait is None or wait[0] != self.bytes_in:  # it took bytes since: not blocked
+            return None
+        return wait[1]
+
     def abort(self, reason: str) -> None:
         """Stop the job as soon as possible; `run` then raises JobError(reason)."""
         if self._abort_reason is None:
@@ -155,6 +171,7 @@ class Pump:
         _register(self._poll, self._sock.fileno(), 0)
         self._poll.register(self._wake_r, _IN)
         self._poll.register(self._dev, _OUT)
+        self._waiting_for_device(True, time.monotonic())
         while True:
             self._check_abort()
             for fd, events in self._poll.poll():
@@ -197,6 +214,7 @@ class Pump:
         self._last_client_rx = time.monotonic()
         if n == 0:
             self._client_eof = True
+        self.bytes_received += n
         self._to_dev = self._in_buf[:n]
         return True
 
@@ -220,6 +238,7 @@ class Pump:
             raise JobError(f"client connection failed: {_describe(exc)}") from None
         self._last_client_rx = time.monotonic()
         self._client_eof = n == 0
+        self.bytes_received += n
         self.bytes_in += n
         return True
 
@@ -288,6 +307,7 @@ class Pump:
         )
         dev_events = _OUT if device_busy else 0
         now = time.monotonic()
+        self._waiting_for_device(device_busy, now)
         if self._backchannel and not self._to_client:
             if now >= self._dev_read_after:
                 dev_events |= _IN
@@ -298,6 +318,18 @@ class Pump:
         _register(poll, self._dev, dev_events)
         timeout_ms = None if deadline is None else max(0, int((deadline - now) * 1000) + 1)
         poll.poll(timeout_ms)
+        if device_busy:
+            # The printer, not the client, held the job up meanwhile: the client's idle clock
+            # starts again (a stalled printer never makes its client "idle").
+            self._last_client_rx = max(self._last_client_rx, time.monotonic())
+
+    def _waiting_for_device(self, waiting: bool, now: float) -> None:
+        """Note whether the pump now waits for the printer; a wait goes on while the printer
+        takes nothing, and starts anew once it took a byte."""
+        if not waiting:
+            self._device_wait = None
+        elif self._device_wait is None or self._device_wait[0] != self.bytes_in:
+            self._device_wait = (self.bytes_in, now)
 
     def _check_abort(self) -> None:
         if self._abort_reason is not None:
