@@ -18,6 +18,7 @@ from supervisor.config.settings import (
     Settings,
 )
 from supervisor.config.tomlform import parse_settings
+from supervisor.config.uciform import parse_uci_settings, settings_to_uci
 from supervisor.ctl.cli import main
 
 # The example of SPEC §3, verbatim.
@@ -276,6 +277,12 @@ INVALID = [
                  "laserjet", "greater than 0", id="idle_timeout-negative"),
     pytest.param(printer('match = "3f0/4117/*"', 'idle_timeout = "300"  # <-'), "idle_timeout",
                  "laserjet", "number", id="idle_timeout-string"),
+    pytest.param(printer('match = "3f0/4117/*"', "stall_timeout = 0.5  # <-"),
+                 "stall_timeout", "laserjet", "from 1 to 604800", id="stall_timeout-too-short"),
+    pytest.param(printer('match = "3f0/4117/*"', 'stall_timeout = "60"  # <-'),
+                 "stall_timeout", "laserjet", "number", id="stall_timeout-string"),
+    pytest.param('[daemon]\nstall_timeout = 700000  # <-\n', "stall_timeout", None,
+                 "from 1 to 604800", id="daemon-stall_timeout-too-long"),
     pytest.param(printer('match = "3f0/4117/*"', 'bidirectional = "yes"  # <-'),
                  "bidirectional", "laserjet", "true or false", id="bidirectional-yes"),
     pytest.param(printer('match = "3f0/4117/*"', "max_clients = 0  # <-"), "max_clients",
@@ -469,3 +476,24 @@ def test_bind_lists_that_could_never_listen_are_refused(bind: str) -> None:
         parse_settings(f"[daemon]\nbind = {bind}\n")
     (problem,) = refused.value.problems
     assert problem.key == "daemon: bind" and problem.line == 2
+
+
+def test_stall_timeout_is_the_daemons_unless_a_printer_sets_its_own() -> None:
+    settings = parse_settings(
+        '[daemon]\nstall_timeout = 120\n\n[[printer]]\nname = "own"\nmatch = "3f0/4117/*"\n'
+        'stall_timeout = 30\n\n[[printer]]\nname = "inherits"\nmatch = "3f0/517/*"\n')
+    assert settings.daemon.stall_timeout == 120.0
+    assert [p.stall_timeout for p in settings.printers] == [30.0, None]
+    assert DaemonSettings().stall_timeout == 60.0 and PrinterSettings("x").stall_timeout is None
+
+
+def test_stall_timeout_in_uci_is_a_number_of_seconds() -> None:
+    settings = parse_uci_settings("config daemon 'daemon'\n\toption stall_timeout '90'\n\n"
+                                  "config printer 'lj'\n\toption match '3f0/4117/*'\n"
+                                  "\toption stall_timeout '15'\n")
+    assert (settings.daemon.stall_timeout, settings.printers[0].stall_timeout) == (90.0, 15.0)
+    written = settings_to_uci(settings)
+    assert "option stall_timeout '90'" in written and "option stall_timeout '15'" in written
+    with pytest.raises(ConfigError, match="stall_timeout: must be a number"):
+        parse_uci_settings("config printer 'lj'\n\toption match '3f0/4117/*'\n"
+                           "\toption stall_timeout 'soon'\n")

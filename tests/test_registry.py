@@ -207,6 +207,17 @@ def test_a_removed_printers_port_is_kept_for_its_comeback() -> None:
 
 
 
+def test_a_reload_that_changes_only_stall_timeout_restarts_no_printer() -> None:
+    old = '[[printer]]\nname = "a"\nmatch = "3f0/4117/*"\n'
+    reg = registry(old)
+    reg.reconcile(snap(usb("2-1", "A1")))
+    new = parse_settings("[daemon]\nstall_timeout = 120\n\n" + old + "stall_timeout = 30\n")
+    update = reg.plan_update(new)
+    assert (update.changed, update.unchanged) == ((), ("a",))
+    reg.apply_update(new, update)
+    assert reg.entries["a"].settings.stall_timeout == 30.0  # read at the job's next look
+
+
 def test_no_port_beyond_65535_and_no_port_twice() -> None:
     book = PortBook(65534)
     assert [book.assign("a"), book.assign("b", wanted=65534)] == [65534, 65535]

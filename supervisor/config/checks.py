@@ -18,6 +18,9 @@ from supervisor.core.devices import node_refusal
 MDNS_NAME_MAX_BYTES = 63
 #: Clients one printer may have waiting: each costs a socket (an fd) and a few hundred bytes.
 MAX_CLIENTS_LIMIT = 4096
+#: stall_timeout's bounds, in seconds: the progress of a job is looked at once a second, so a
+#: shorter stall could not be told; a week is as good as never.
+STALL_TIMEOUT_RANGE_S = (1.0, 7 * 86400.0)
 #: A TXT string is at most 255 bytes, key and "=" included (RFC 6763 §6.1).
 MDNS_TEXT_MAX_BYTES = 200
 NAME_RE = re.compile(r"[a-z0-9_-]+")

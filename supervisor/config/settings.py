@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from supervisor.core.stall import DEFAULT_STALL_TIMEOUT_S
 from supervisor.protocol import DEFAULT_CONFIG, DEFAULT_UCI
 
 DEFAULT_CONFIG_PATH = Path(DEFAULT_CONFIG)
@@ -44,6 +45,7 @@ class DaemonSettings:
     metrics_file: Path | None = None  # Prometheus textfile for node_exporter; None: not written
     http_listen: str | None = None  # "ADDRESS:PORT" of the metrics and status page; None: off
     http_allow: tuple[IPNetwork, ...] = ()  # who may use it (empty: everyone)
+    stall_timeout: float = DEFAULT_STALL_TIMEOUT_S  # printers that do not set their own
 
     @property
     def http_address(self) -> tuple[str, int] | None:
@@ -69,6 +71,9 @@ class PrinterSettings:
     mdns: bool = True  # announce it while it is ready (if [daemon] mdns is not "off")
     mdns_name: str | None = None  # its mDNS instance name; default "<model> @ <host>"
     location: str | None = None  # overrides [daemon] location for this printer
+    # Seconds the printer may take no data while a job waits before it counts as stalled;
+    # None: [daemon] stall_timeout.
+    stall_timeout: float | None = None
 
     @property
     def is_static(self) -> bool:

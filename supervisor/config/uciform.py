@@ -34,7 +34,7 @@ _KINDS: Final = {
            if (_kind := ("list" if str(f.type).startswith("tuple") else
                          "bool" if str(f.type) == "bool" else
                          "int" if str(f.type) in ("int", "int | None") else
-                         "float" if str(f.type) == "float" else "str"))}
+                         "float" if str(f.type) in ("float", "float | None") else "str"))}
     for kind, cls in (("daemon", DaemonSettings), ("printer", PrinterSettings))
 }
 

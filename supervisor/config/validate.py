@@ -15,6 +15,7 @@ from typing import Any, cast
 
 from supervisor.config.checks import (
     MAX_CLIENTS_LIMIT,
+    STALL_TIMEOUT_RANGE_S,
     check_address,
     check_device,
     check_device_node,
@@ -168,6 +169,7 @@ class Validator:
                                                             check=check_metrics_file)),
             http_listen=get.optional_string("http_listen", check=check_listen),
             http_allow=self._networks(get, "http_allow"),
+            stall_timeout=get.number("stall_timeout", d.stall_timeout, *STALL_TIMEOUT_RANGE_S),
         )
 
     @staticmethod
@@ -222,6 +224,8 @@ class Validator:
             mdns=get.boolean("mdns", d.mdns),
             mdns_name=get.optional_string("mdns_name", check=check_mdns_name),
             location=get.optional_string("location", check=check_location),
+            stall_timeout=get.number("stall_timeout", 0.0, *STALL_TIMEOUT_RANGE_S)
+            if "stall_timeout" in raw else None,
         )
 
     def _check_device(self, value: str) -> str | None:
@@ -336,7 +340,8 @@ class _Getter:
         if isinstance(value, bool) or not isinstance(value, int | float) or not (
             low <= value <= high
         ):
-            self.fail(key, f"must be a number of seconds greater than 0, got {value!r}")
+            bounds = "greater than 0" if low < 1 else f"from {low:g} to {high:g}"
+            self.fail(key, f"must be a number of seconds {bounds}, got {value!r}")
             return default
         return float(value)
 

@@ -253,12 +253,14 @@ class Registry:
         return memory
 
 
-# Settings that only change how a printer is announced (mdns, mdns_name, location): a reload
-# re-announces it, never restarts it (a running job goes on).
+# Settings that only change how a printer is announced (mdns, mdns_name, location) or when it
+# counts as stalled (stall_timeout, read at each look): a reload re-announces it or watches it
+# anew, never restarts it (a running job goes on).
 def _served_alike(new: PrinterSettings, old: PrinterSettings) -> bool:
-    """Whether two settings serve the printer alike (they may announce it differently)."""
+    """Whether two settings serve the printer alike (they may announce or watch it
+    differently)."""
     def served(p: PrinterSettings) -> PrinterSettings:
-        return replace(p, mdns=True, mdns_name=None, location=None)
+        return replace(p, mdns=True, mdns_name=None, location=None, stall_timeout=None)
 
     return served(new) == served(old)
 
