@@ -186,7 +186,8 @@ class Service:
                                  rescan=self._rescan_wanted.set,
                                  on_change=self._status_changed,
                                  counters=self.counters.printer(name),
-                                 on_counted=self._metrics_changed, after=after)
+                                 on_counted=self._metrics_changed, after=after,
+                                 stall_default=lambda: self.settings.daemon.stall_timeout)
         self._machine.add_model(runtime.model)
         self.printers[name] = runtime
         return runtime

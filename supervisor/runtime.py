@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,7 +25,8 @@ from supervisor.core.machine import (
 )
 from supervisor.core.metrics import PrinterCounters, PrinterView
 from supervisor.core.registry import Entry
-from supervisor.core.status import PrinterStatus, iso_utc
+from supervisor.core.stall import DEFAULT_STALL_TIMEOUT_S
+from supervisor.core.status import JobStatus, PrinterStatus, iso_utc
 from supervisor.workers.firmware import (
     FirmwareError,
     FirmwareMissing,
@@ -32,7 +34,7 @@ from supervisor.workers.firmware import (
     push_firmware,
     read_device_id,
 )
-from supervisor.workers.forwarder import Forwarder, JobOutcome, Waiting
+from supervisor.workers.forwarder import Forwarder, JobOutcome, RunningJob, Waiting
 
 FORWARDER_RESTART_S: Final = 1.0
 FIRMWARE_DEADLINE_S: Final = 120.0  # retries of a transient failure stop after this long
@@ -51,7 +53,8 @@ class PrinterRuntime:
                  catalog: Sequence[FirmwareEntry], rescan: Callable[[], None],
                  on_change: Callable[[], None], counters: PrinterCounters | None = None,
                  on_counted: Callable[[], None] = lambda: None,
-                 after: asyncio.Task[list[Waiting]] | None = None) -> None:
+                 after: asyncio.Task[list[Waiting]] | None = None,
+                 stall_default: Callable[[], float] = lambda: DEFAULT_STALL_TIMEOUT_S) -> None:
         self.entry = entry
         self.bind = bind
         self.firmware_dirs = firmware_dirs
@@ -69,6 +72,8 @@ class PrinterRuntime:
         self.listener_failed = False  # its port cannot be bound now (the error says why)
         self.counters = counters or PrinterCounters()  # the service's, kept across reloads
         self._counted = on_counted  # a counter changed and nothing else did: the metrics only
+        self._stall_default = stall_default  # [daemon] stall_timeout, as configured now
+        self._job: RunningJob | None = None  # the job its forwarder serves now
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._stops: set[asyncio.Task[list[Waiting]]] = set()
         self._log = log.bind(printer=entry.name)
@@ -243,11 +248,15 @@ class PrinterRuntime:
             return
 
     # -- what the forwarder reports ---------------------------------------------------------
-    async def job_started(self, client: str) -> None:
+    async def job_started(self, job: RunningJob) -> None:
+        self._job = job
         if self.model.state == READY:
             self.model.job_started()
 
     async def job_ended(self, outcome: JobOutcome) -> None:
+        # Its bytes move from the running job to the counters in one step: /metrics never
+        # sees them twice nor goes back.
+        job, self._job = self._job, None
         self.counters.job(seconds=outcome.seconds, written=outcome.bytes_in,
                           read=outcome.bytes_out, failure=None if outcome.ok else
                           outcome.failure or "client")
@@ -258,6 +267,21 @@ class PrinterRuntime:
             self.model.job_ended()
         if outcome.device_lost:
             self._rescan()
+        if job is not None and job.stall_began is not None:
+            self._changed()  # the stall ends with its job
+
+    def job_progressed(self) -> None:
+        self._counted()
+
+    def stall_changed(self, *, began: bool) -> None:
+        if began and self._job is not None and self._job.stall_reason is not None:
+            self.counters.stalls[self._job.stall_reason] += 1
+        self._changed()
+
+    def stall_timeout(self) -> float:
+        """Seconds without a byte taken before the printer counts as stalled, as set now."""
+        own = self.entry.settings.stall_timeout
+        return own if own is not None else self._stall_default()
 
     def listener_error(self, error: str | None) -> None:
         self.model.error = error
@@ -302,12 +326,16 @@ class PrinterRuntime:
             jobs=self.model.jobs, bytes=self.model.bytes, queued=self.model.queued,
             error=self.model.error, since=iso_utc(self.model.since), mdns=announced,
             error_since=iso_utc(self.model.error_since) if self.model.error_since else None,
+            job=_job_status(job) if (job := self._job) is not None else None,
+            stalled_since=_unix_iso(job.stalled_since) if job and job.stalled_since else None,
+            stall_reason=job.stall_reason if job else None,
         )
 
     def metrics_view(self) -> PrinterView:
         """The printer as its metrics show it now."""
         usb, settings = self.entry.usb, self.entry.settings
         present = None
+        job = self._job
         if self.firmware is not None:  # known once it was plugged
             try:
                 find_firmware(self.firmware, self.firmware_dirs)
@@ -319,7 +347,17 @@ class PrinterRuntime:
             port=self.entry.port, product=usb.product if usb else None,
             serial=usb.serial if usb else settings.serial, waiting=self.model.queued,
             listener_failed=self.listener_failed, firmware_present=present,
-            counters=self.counters)
+            counters=self.counters, stalled=job is not None and job.stall_began is not None,
+            job_written=job.bytes_written if job else 0, job_read=job.bytes_read if job else 0)
+
+
+def _unix_iso(moment: float) -> str:
+    return iso_utc(datetime.fromtimestamp(moment, UTC))
+
+
+def _job_status(job: RunningJob) -> JobStatus:
+    return JobStatus(client=job.client, since=_unix_iso(job.started),
+                     bytes_in=job.bytes_received, bytes_written=job.bytes_written)
 
 
 async def _stop(task: asyncio.Task[None], forwarder: Forwarder | None, *, grace_s: float,

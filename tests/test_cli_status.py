@@ -20,7 +20,8 @@ from supervisor.ctl.client import ServiceUnreachable, request
 from supervisor.lab.virtual import VirtualPrinter
 
 SPEC_KEYS = {"name", "state", "product", "serial", "device", "port", "bidirectional",
-             "firmware", "jobs", "bytes", "queued", "error", "since", "mdns", "error_since"}
+             "firmware", "jobs", "bytes", "queued", "error", "since", "mdns", "error_since",
+             "job", "stalled_since", "stall_reason"}
 
 
 def ctl(*args: str) -> subprocess.CompletedProcess[str]:
@@ -45,6 +46,7 @@ def test_status_json_and_table(tmp_path: Path, printer: VirtualPrinter,
     assert (here["state"], here["port"], here["device"]) == ("ready", port, str(printer.path))
     assert (later["state"], later["product"], later["device"]) == ("absent", None, None)
     assert here["since"].endswith("Z") and here["error"] is None
+    assert (here["job"], here["stalled_since"], here["stall_reason"]) == (None, None, None)
     table = ctl("--socket", sock, "status")
     assert table.returncode == 0
     lines = table.stdout.splitlines()
@@ -120,3 +122,25 @@ def test_the_table_escapes_what_is_not_printable() -> None:
     assert r"Evil\x1b[2J\nCorp\u2028Jet\x85 @ host" in lines[1]
     assert lines[1].endswith(r"a\tb\r\x00\x9b31m")
     assert lines[3] == r"service error: bad\nthing\x1b]0;title\x07"
+
+
+def test_a_running_job_and_a_stall_are_told_under_the_printers_row() -> None:
+    row = {"name": "laserjet", "state": "serving", "port": 9101, "device": "/dev/usb/lp0",
+           "product": "3f0/4117/100", "jobs": 4, "since": "2026-12-01T12:00:00Z", "mdns": None,
+           "error": None}
+    job = {"client": "192.168.1.20:51234", "since": "2026-12-01T12:00:00Z",
+           "bytes_in": 3 << 20, "bytes_written": 1536 << 10}
+    document = {"daemon": {}, "printers": [
+        {**row, "job": {**job, "client": "evil\x1b[2J:1"}, "stalled_since": "2026-12-01T12:00:07Z",
+         "stall_reason": "out of paper"},
+        {**row, "name": "other", "job": job, "stalled_since": None, "stall_reason": None},
+        {**row, "name": "idle", "state": "ready", "job": None, "stalled_since": None,
+         "stall_reason": None}]}
+    lines = render_status(document).split("\n")
+    assert [line.split()[0] for line in lines] == [
+        "NAME", "laserjet", "job", "STALLED", "other", "job", "idle"]
+    assert lines[2] == (r"  job from evil\x1b[2J:1 since 2026-12-01T12:00:00Z: 3.0 MiB received, "
+                        "1.5 MiB written to the printer")
+    assert lines[3].startswith("  STALLED since 2026-12-01T12:00:07Z: out of paper; ")
+    assert lines[5] == ("  job from 192.168.1.20:51234 since 2026-12-01T12:00:00Z: 3.0 MiB "
+                        "received, 1.5 MiB written to the printer")

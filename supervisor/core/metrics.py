@@ -14,6 +14,7 @@ from typing import Final
 
 from supervisor.core.exposition import Family, Histogram, MetricType, Sample
 from supervisor.core.machine import STATES
+from supervisor.core.stall import REASONS as STALL_REASONS
 
 PREFIX: Final = "printer_supervisor"
 #: Print jobs last from a tenth of a second (a status query) to ten minutes (a long PDF).
@@ -40,6 +41,7 @@ class PrinterCounters:
     firmware: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(FIRMWARE_RESULTS, 0))
     refused: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REFUSAL_REASONS, 0))
+    stalls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STALL_REASONS, 0))
 
     def job(self, *, seconds: float, written: int, read: int, failure: str | None) -> None:
         """A job ended: finished when `failure` is None, else failed of that kind."""
@@ -84,6 +86,9 @@ class PrinterView:
     listener_failed: bool
     firmware_present: bool | None  # None: it gets no firmware, or which is not known yet
     counters: PrinterCounters
+    stalled: bool = False  # its printer takes no data while a job waits (a stall)
+    job_written: int = 0  # bytes the running job has written to the printer so far
+    job_read: int = 0  # ...and read from it
 
 
 @dataclass(frozen=True)
@@ -139,11 +144,20 @@ def _printer_families(printers: Sequence[PrinterView]) -> list[Family]:
                 "printer failed), timeout (idle_timeout), aborted (unplug, stop or reload).",
                 by("kind", FAILURE_KINDS, lambda c: c.jobs_failed)),
         _family("device_written_bytes_total", "counter",
-                "Bytes written to the printer by jobs, failed ones included.",
-                (each(p.counters.bytes_written, p) for p in printers)),
+                "Bytes written to the printer by jobs, failed ones included, and by the "
+                "running job so far.",
+                (each(p.counters.bytes_written + p.job_written, p) for p in printers)),
         _family("device_read_bytes_total", "counter",
-                "Bytes read from the printer and relayed to clients (bidirectional).",
-                (each(p.counters.bytes_read, p) for p in printers)),
+                "Bytes read from the printer and relayed to clients (bidirectional), the "
+                "running job's so far included.",
+                (each(p.counters.bytes_read + p.job_read, p) for p in printers)),
+        _family("printer_stalled", "gauge",
+                "1 while the printer takes no data though a job waits for it (stall_timeout).",
+                (each(int(p.stalled), p) for p in printers)),
+        _family("stalls_total", "counter",
+                "Stalls by the reason first given: out of paper, offline, printer error, not "
+                "taking data.",
+                by("reason", STALL_REASONS, lambda c: c.stalls)),
         _family("job_duration_seconds", "histogram",
                 "How long jobs took, from their first byte to their end.", durations),
         _family("firmware_pushes_total", "counter",

@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from supervisor.core.stall import NOT_TAKING_DATA, OFFLINE, OUT_OF_PAPER, PRINTER_ERROR
+from supervisor.core.status import human_bytes
+
 REFRESH_S: Final = 30
 _SHOWN_ELSEWHERE: Final = frozenset({"timestamp", "level", "event", "printer", "logger",
                                       "exc_info"})
@@ -24,7 +27,20 @@ th{background:#f4f4f4}code{font-size:.95em}
 .state{font-weight:600}.ready,.serving{color:#176f2c}.firmware-needed{color:#9a5b00}
 .absent{color:#777}.error{color:#a11}.quiet{color:#777}
 td.level-warning{color:#9a5b00}td.level-error,td.level-critical{color:#a11}
+.stall{border:2px solid #a11;background:#fdecea;color:#611;padding:.6em .9em;margin:.8em 0;
+font-size:1.1em}.stall strong{color:#a11}
 """
+#: What a person reads, and does, for each reason a printer gives for a stall.
+_STALL_WORDS: Final = {
+    OUT_OF_PAPER: ("it is out of paper", "Add paper: the job goes on by itself."),
+    OFFLINE: ("it is offline", "Put it online (its Online or Ready button), or switch it on: "
+              "the job goes on by itself."),
+    PRINTER_ERROR: ("it reports an error", "Look at its panel: a paper jam, an open cover, "
+                    "toner or ink. Once that is fixed the job goes on by itself."),
+    NOT_TAKING_DATA: ("it takes no data and gives no reason",
+                      "Look at the printer: paper, a jam, its panel, the cable. The job goes on "
+                      "as soon as it takes data again."),
+}
 
 
 def escape(text: object) -> str:
@@ -57,6 +73,7 @@ def render_page(status: Mapping[str, Any], events: Sequence[Mapping[str, Any]],
         f'{_duration(daemon["uptime_s"])}; hotplug events from {escape(daemon["event_source"])}'
         + (f'; <span class="error">{escape(daemon["error"])}</span>'
            if daemon.get("error") else "") + "</p>",
+        *(_stall_notice(p) for p in printers if p.get("stalled_since")),
         "<h2>Printers</h2>",
         _printers_table(printers, host),
         "<h2>Recent events</h2>",
@@ -70,7 +87,8 @@ def _printers_table(printers: Sequence[Mapping[str, Any]], host: str) -> str:
     if not printers:
         return '<p class="quiet">No printer yet: plug one in.</p>'
     rows = ["<table><thead><tr><th>Printer</th><th>State</th><th>Port</th><th>Add it as</th>"
-            "<th>Jobs</th><th>Waiting</th><th>Last error</th></tr></thead><tbody>"]
+            "<th>Printing now</th><th>Jobs</th><th>Waiting</th><th>Last error</th></tr></thead>"
+            "<tbody>"]
     for p in printers:
         listening = p["state"] in ("ready", "serving")
         uri = printer_uri(host, p["port"])
@@ -86,9 +104,38 @@ def _printers_table(printers: Sequence[Mapping[str, Any]], host: str) -> str:
             f'<td>{p["port"]}</td>'
             f"<td><code>{escape(uri)}</code>"
             + ("" if listening else '<br><span class="quiet">(not listening now)</span>')
-            + f'</td><td>{p["jobs"]}</td><td>{p["queued"]}</td><td>{error}</td></tr>')
+            + f"</td><td>{_job_cell(p)}</td>"
+            f'<td>{p["jobs"]}</td><td>{p["queued"]}</td><td>{error}</td></tr>')
     rows.append("</tbody></table>")
     return "\n".join(rows)
+
+
+def _stall_notice(printer: Mapping[str, Any]) -> str:
+    """The banner over the table: which printer stopped printing, why, and what to do."""
+    reason = str(printer.get("stall_reason") or NOT_TAKING_DATA)
+    what, todo = _STALL_WORDS.get(reason, (reason, ""))
+    job = printer.get("job") or {}
+    waiting = job.get("bytes_in", 0) - job.get("bytes_written", 0)
+    return (f'<div class="stall" id="stall-{escape(printer["name"])}" role="alert">'
+            f'<strong>{escape(printer["name"])} is not printing: {escape(what)}.</strong> '
+            f"{escape(todo)}<br>It has taken no data since "
+            f'{escape(_when(printer["stalled_since"]))} UTC'
+            + (f"; {escape(human_bytes(waiting))} of the job wait here for it" if waiting > 0
+               else "")
+            + (f', and {escape(printer["queued"])} more client(s) wait their turn'
+               if printer.get("queued") else "")
+            + ".</div>")
+
+
+def _job_cell(printer: Mapping[str, Any]) -> str:
+    job = printer.get("job")
+    if not job:
+        return '<span class="quiet">nothing</span>'
+    stalled = (f'<br><strong class="error">stalled: {escape(printer.get("stall_reason"))}'
+               "</strong>" if printer.get("stalled_since") else "")
+    return (f'from {escape(job["client"])}<br><span class="quiet">since '
+            f'{escape(_when(job["since"]))}</span><br>{escape(human_bytes(job["bytes_in"]))} '
+            f'received, {escape(human_bytes(job["bytes_written"]))} sent to the printer{stalled}')
 
 
 def _events_table(events: Sequence[Mapping[str, Any]]) -> str:

@@ -282,12 +282,17 @@ def render_status(document: dict[str, object]) -> str:
     printers = document.get("printers")
     rows: list[tuple[str, ...]] = [
         ("NAME", "STATE", "PORT", "DEVICE", "PRODUCT", "JOBS", "SINCE", "MDNS", "ERROR")]
+    notes: dict[int, list[str]] = {}  # below a printer's row: its running job, its stall
     for p in printers if isinstance(printers, list) else []:
         rows.append(tuple(_cell(p.get(key)) for key in (
             "name", "state", "port", "device", "product", "jobs", "since", "mdns", "error")))
+        notes[len(rows) - 1] = _job_notes(p)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " +
-             row[-1] for row in rows]
+    lines = []
+    for number, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+                     + "  " + row[-1])
+        lines += notes.get(number, [])
     if len(rows) == 1:
         lines.append("(no printers yet)")
     daemon = document.get("daemon")
@@ -299,6 +304,23 @@ def render_status(document: dict[str, object]) -> str:
         if daemon.get("error"):
             lines.append(f"service error: {_cell(daemon['error'])}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _job_notes(printer: dict[str, object]) -> list[str]:
+    """The lines under a printer's row: the job it serves and how far it got, and a stall."""
+    from supervisor.core.status import human_bytes as _size
+
+    notes = []
+    job = printer.get("job")
+    if isinstance(job, dict):
+        notes.append(f"  job from {_cell(job.get('client'))} since {_cell(job.get('since'))}: "
+                     f"{_size(job.get('bytes_in'))} received, {_size(job.get('bytes_written'))} "
+                     "written to the printer")
+    if printer.get("stalled_since"):
+        notes.append(f"  STALLED since {_cell(printer['stalled_since'])}: "
+                     f"{_cell(printer.get('stall_reason'))}; the printer takes no data, the job "
+                     "waits and goes on when it does")
+    return notes
 
 
 def _cell(value: object) -> str:

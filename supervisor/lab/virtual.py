@@ -3,6 +3,8 @@
 Shared by `supervisorctl demo` and the tests. The service opens the pty's slave side exactly as
 it opens /dev/usb/lpN; a thread reads the master side (the "paper") and can answer like a
 bidirectional printer. Closing the master makes the slave fail with EIO, as an unplugged usblp.
+`pause()` stops reading the master, as a printer out of paper stops taking data: once the pty's
+buffer is full, a write to the slave blocks for real (EAGAIN, no POLLOUT); `resume()` reads on.
 FakeSysfs is the machine around it: the sysfs tree the scanner reads, and the matching uevents.
 """
 
@@ -56,6 +58,8 @@ class VirtualPrinter:
         self._master = -1
         self._slave = -1
         self._stop_r = self._stop_w = -1
+        self._stopping = False
+        self._paused = False
         self._thread: threading.Thread | None = None
         self._scan_from = 0
 
@@ -63,6 +67,7 @@ class VirtualPrinter:
         """Create the pty and its devfs link, and start reading what is printed."""
         self._master, self._slave = os.openpty()
         self._stop_r, self._stop_w = os.pipe()
+        self._stopping = False
         tty.setraw(self._slave)
         tty.setraw(self._master)
         os.set_blocking(self._master, False)
@@ -117,6 +122,25 @@ class VirtualPrinter:
                 self._cond.wait(remaining)
             return bytes(self._paper)
 
+    def pause(self) -> None:
+        """Stop taking data (out of paper, offline): what was read stays on paper, the rest
+        waits in the pty until `resume()`."""
+        self._paused = True
+        self._wake()
+
+    def resume(self) -> None:
+        """Take data again (paper added)."""
+        self._paused = False
+        self._wake()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def _wake(self) -> None:
+        if self._stop_w >= 0:
+            os.write(self._stop_w, b"w")
+
     def send(self, data: bytes) -> None:
         """Printer → host bytes (the backchannel), e.g. an unsolicited status."""
         view = memoryview(data)
@@ -128,9 +152,13 @@ class VirtualPrinter:
 
     def _read_loop(self) -> None:
         while True:
-            ready, _, _ = select.select([self._master, self._stop_r], [], [])
+            watched = [self._stop_r] if self._paused else [self._master, self._stop_r]
+            ready, _, _ = select.select(watched, [], [])
             if self._stop_r in ready:
-                return
+                os.read(self._stop_r, 64)
+                if self._stopping:
+                    return
+                continue  # paused or resumed: look again
             try:
                 chunk = os.read(self._master, 1 << 16)
             except BlockingIOError:
@@ -168,11 +196,13 @@ class VirtualPrinter:
 
     def _stop_thread(self) -> None:
         if self._thread is not None:
+            self._stopping = True
             os.write(self._stop_w, b"x")
             self._thread.join(5)
             self._thread = None
             os.close(self._stop_r)
             os.close(self._stop_w)
+            self._stop_r = self._stop_w = -1
 
     def __enter__(self) -> VirtualPrinter:
         return self.plug()

@@ -12,21 +12,28 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import structlog
 
 from supervisor.config.settings import PrinterSettings
+from supervisor.core.stall import Resumed, Stalled, StallWatch
 from supervisor.observe.fold import FoldedLog
 from supervisor.sources.listeners import bind_listeners, format_address
 from supervisor.workers.device import DeviceOpenError, open_device
-from supervisor.workers.pump import CHUNK_BYTES, JobError, Pump
+from supervisor.workers.portstatus import read_reason
+from supervisor.workers.pump import CHUNK_BYTES, JobError, Pump, PumpResult
 
 ACCEPT_BATCH: Final = 256  # accepted per wake-up before other work gets a turn
 ACCEPT_PAUSE_S: Final = 0.5  # out of file descriptors (EMFILE): accept again after this
 INLINE_BUDGET_BYTES: Final = 1 << 20  # a job this small may be served on the loop itself
 BIND_FIRST_DELAY_S: Final = 1.0
 BIND_MAX_DELAY_S: Final = 30.0
+#: While a job runs in its thread: how often its progress is looked at (the metrics file's
+#: byte counters move this often) and a stall looked for. No tick while no job runs.
+PROGRESS_TICK_S: Final = 1.0
+#: While a stall lasts, the printer's port status is asked again this often.
+STALL_ASK_S: Final = 5.0
 
 T = TypeVar("T")
 
@@ -56,11 +63,49 @@ class Waiting:
     sent: bool = False  # its first byte is here (peeked, not read): it waits for its turn
 
 
+class RunningJob:
+    """The job a forwarder serves now: who, since when, how far, and a stall if there is one.
+
+    The byte counts are the pump's own integers, read when asked (status, a scrape, the tick).
+    """
+
+    def __init__(self, client: str) -> None:
+        self.client = client
+        self.started = time.time()  # Unix time
+        self.pump: Pump | None = None  # once the device is open
+        self.stall_began: float | None = None  # time.monotonic(): the printer took nothing since
+        self.stalled_since: float | None = None  # the same as Unix time, for people
+        self.stall_reason: str | None = None
+
+    @property
+    def bytes_received(self) -> int:
+        """From the client so far."""
+        return self.pump.bytes_received if self.pump else 0
+
+    @property
+    def bytes_written(self) -> int:
+        """Accepted by the printer so far."""
+        return self.pump.bytes_in if self.pump else 0
+
+    @property
+    def bytes_read(self) -> int:
+        """Read from the printer and relayed to the client so far."""
+        return self.pump.bytes_out if self.pump else 0
+
+    @property
+    def pending(self) -> int:
+        """Received from the client and not yet taken by the printer."""
+        return self.bytes_received - self.bytes_written
+
+
 class ForwarderOwner(Protocol):
     """What a forwarder reports to the printer that owns it."""
 
-    async def job_started(self, client: str) -> None: ...
+    async def job_started(self, job: RunningJob) -> None: ...
     async def job_ended(self, outcome: JobOutcome) -> None: ...
+    def job_progressed(self) -> None: ...
+    def stall_changed(self, *, began: bool) -> None: ...
+    def stall_timeout(self) -> float: ...
     def listener_error(self, error: str | None) -> None: ...
     def queue_length(self, waiting: int) -> None: ...
     def refused(self, reason: str) -> None: ...
@@ -332,50 +377,121 @@ class Forwarder:
     async def _serve(self, conn: socket.socket, client: str) -> None:
         log = self._log.bind(client=client)
         log.info("job_started", device=str(self.device))
-        await self._owner.job_started(client)
+        job = RunningJob(client)
+        await self._owner.job_started(job)
         started = time.monotonic()
-        pump: Pump | None = None
         outcome = JobOutcome(client, 0, ok=False)
         try:
-            device = await open_device(self.device, bidirectional=self.settings.bidirectional)
-            try:
-                if self._buffer is None:
-                    self._buffer = memoryview(bytearray(CHUNK_BYTES))
-                pump = self._pump = Pump(conn, device.fd, backchannel=device.readable,
-                                         idle_timeout_s=self.settings.idle_timeout,
-                                         buffer=self._buffer)
-                if self._stopping:
-                    pump.abort(self._stop_reason)
-                result = pump.try_inline(INLINE_BUDGET_BYTES)  # no thread if nothing blocks
-                if result is None:
-                    result = await _in_thread(pump.run, pump.abort, f"job-{self.settings.name}")
-            finally:
-                self._pump = None
-                os.close(device.fd)
+            result = await self._run(job, conn, log)
         except asyncio.CancelledError:
             seconds = time.monotonic() - started
-            log.error("job_failed", error=f"{self._stop_reason} while waiting for the device",
-                      bytes_in=0, bytes_out=0, seconds=round(seconds, 3))
-            outcome = JobOutcome(client, 0, ok=False, seconds=seconds, failure="aborted")
+            log.error("job_failed", error=self._stop_reason if job.pump else
+                      f"{self._stop_reason} while waiting for the device",
+                      bytes_in=job.bytes_written, bytes_out=job.bytes_read,
+                      seconds=round(seconds, 3), stall_reason=job.stall_reason)
+            outcome = JobOutcome(client, job.bytes_written, ok=False, bytes_out=job.bytes_read,
+                                 seconds=seconds, failure="aborted")
             raise
         except (DeviceOpenError, JobError) as exc:
             seconds = time.monotonic() - started
-            bytes_in, bytes_out = (pump.bytes_in, pump.bytes_out) if pump else (0, 0)
-            log.error("job_failed", error=str(exc), bytes_in=bytes_in, bytes_out=bytes_out,
-                      seconds=round(seconds, 3))
+            log.error("job_failed", error=str(exc), bytes_in=job.bytes_written,
+                      bytes_out=job.bytes_read, seconds=round(seconds, 3),
+                      stall_reason=job.stall_reason)
             device_lost = isinstance(exc, JobError) and exc.device_lost
-            outcome = JobOutcome(client, bytes_in, ok=False, device_lost=device_lost,
-                                 bytes_out=bytes_out, seconds=seconds,
+            outcome = JobOutcome(client, job.bytes_written, ok=False, device_lost=device_lost,
+                                 bytes_out=job.bytes_read, seconds=seconds,
                                  failure=exc.kind if isinstance(exc, JobError) else "device")
         else:
             conn.close()  # the client (CUPS waits for this close) need not wait for our books
             seconds = time.monotonic() - started
+            if job.stall_began is not None:  # it took the rest after all: no more a stall
+                log.info("printer_resumed",
+                         seconds=round(time.monotonic() - job.stall_began, 1))
             log.info("job_finished", bytes_in=result.bytes_in, bytes_out=result.bytes_out,
                      seconds=round(seconds, 3))
             outcome = JobOutcome(client, result.bytes_in, ok=True, bytes_out=result.bytes_out,
                                  seconds=seconds)
         finally:
             await self._owner.job_ended(outcome)
+
+    async def _run(self, job: RunningJob, conn: socket.socket, log: Any) -> PumpResult:
+        """Open the device and pump the job: inline if nothing blocks, else in a thread,
+        watched meanwhile."""
+        device = await open_device(self.device, bidirectional=self.settings.bidirectional)
+        try:
+            if self._buffer is None:
+                self._buffer = memoryview(bytearray(CHUNK_BYTES))
+            pump = self._pump = job.pump = Pump(
+                conn, device.fd, backchannel=device.readable,
+                idle_timeout_s=self.settings.idle_timeout, buffer=self._buffer)
+            if self._stopping:
+                pump.abort(self._stop_reason)
+            result = pump.try_inline(INLINE_BUDGET_BYTES)  # no thread if nothing blocks
+            if result is not None:
+                return result
+            watching = asyncio.create_task(self._watch(job, pump, device.fd, log),
+                                           name=f"watch-{self.settings.name}")
+            try:
+                return await _in_thread(pump.run, pump.abort, f"job-{self.settings.name}")
+            finally:
+                watching.cancel()  # it lets an ioctl on the node end before the close
+                await asyncio.wait([watching])
+                if not watching.cancelled() and watching.exception() is not None:
+                    log.error("job_watch_failed", error=repr(watching.exception()))
+        finally:
+            self._pump = None
+            os.close(device.fd)
+
+    # -- a running job, watched ----------------------------------------------------------------
+    async def _watch(self, job: RunningJob, pump: Pump, device_fd: int,
+                     log: Any) -> None:
+        """Once a second while the job runs in its thread: its progress (the metrics follow)
+        and stalls, detected, explained by the printer and reported; never acted on (the job
+        goes on when the printer takes data again, the clients behind it keep their place)."""
+        watch = StallWatch(self._owner.stall_timeout())
+        moved = (0, 0, 0)
+        asked = 0.0
+        while True:
+            await asyncio.sleep(PROGRESS_TICK_S)
+            now_moved = (pump.bytes_received, pump.bytes_in, pump.bytes_out)
+            if now_moved != moved:
+                moved = now_moved
+                self._owner.job_progressed()
+            watch.timeout_s = self._owner.stall_timeout()  # a reload may change it
+            now = time.monotonic()
+            change = watch.observe(now, pump.device_blocked_since())
+            if isinstance(change, Stalled):
+                reason = await _ask_printer(device_fd)
+                asked = time.monotonic()
+                job.stall_began, job.stall_reason = change.since, reason
+                job.stalled_since = time.time() - (now - change.since)
+                log.warning("printer_stalled", reason=reason, pending_bytes=job.pending,
+                            seconds=round(now - change.since, 1),
+                            bytes_written=job.bytes_written)
+                self._owner.stall_changed(began=True)
+            elif isinstance(change, Resumed):
+                job.stall_began = job.stalled_since = job.stall_reason = None
+                log.info("printer_resumed", seconds=round(change.seconds, 1))
+                self._owner.stall_changed(began=False)
+            elif watch.stalled and now - asked >= STALL_ASK_S:
+                reason = await _ask_printer(device_fd)
+                asked = time.monotonic()
+                if watch.stalled and reason != job.stall_reason:  # e.g. paper in, still offline
+                    job.stall_reason = reason
+                    self._owner.stall_changed(began=False)
+
+
+async def _ask_printer(device_fd: int) -> str:
+    """Why the printer takes no data, in its own words (LPGETSTATUS), asked in a thread: usblp
+    asks the printer over USB and may take seconds. Cancelled, it still waits for the answer,
+    so that the node is never closed (and its fd reused) under the ioctl."""
+    asking = asyncio.get_running_loop().run_in_executor(None, read_reason, device_fd)
+    try:
+        return await asyncio.shield(asking)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await asking
+        raise
 
 
 async def _in_thread(fn: Callable[[], T], abort: Callable[[str], None], name: str) -> T:
