@@ -21,10 +21,15 @@ def test_make_demo_runs_every_step() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "✗" not in result.stdout
     for step in ("1. The service starts", "2. The printer is switched on", "firmware pushed",
-                 "3. A client prints", "4. What the service reports", "5. The printer is "
-                 "switched off", "6. The log", "7. SIGTERM", "8. Discovery",
-                 "all steps worked"):
+                 "3. A client prints", "4. What the service reports", "5. The printer runs "
+                 "out of paper", "6. The printer is switched off", "7. The log", "8. SIGTERM",
+                 "9. Discovery", "all steps worked"):
         assert step in result.stdout
+    # The out-of-paper act: the stall in status and the log, then the job completes.
+    act = result.stdout.split("5. The printer runs out of paper")[1].split("6. The printer")[0]
+    assert "STALLED since" in act and "not taking data" in act
+    assert "printer_stalled" in act and "printer_resumed" in act
+    assert "✓ the job went on and completed" in act
     # The machine's every state, serving included: status is shown while the job runs.
     rows = [line.split()[:2] for line in result.stdout.splitlines()
             if line.strip().startswith("laserjet ")]

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -31,6 +32,11 @@ JOB: Final = (
     + b"Hello from printer-supervisor: this page went through TCP, not through a cable.\r\n\x0c"
     + b"\x1b%-12345X@PJL EOJ\r\n\x1b%-12345X"
 )
+#: The long job of the out-of-paper act: 2 MiB of raster lines, too much for any buffer.
+LONG_JOB: Final = (b"\x1b%-12345X@PJL JOB NAME=\"long\"\r\n@PJL ENTER LANGUAGE=PCL\r\n"
+                   + b"".join(b"\x1b*b64W" + bytes([row % 256]) * 64 for row in range(29_000))
+                   + b"\x0c\x1b%-12345X@PJL EOJ\r\n\x1b%-12345X")
+STALL_TIMEOUT_S: Final = 2  # the demo's; the default is 60 (see printer-supervisor.conf(5))
 
 
 def free_port() -> int:
@@ -89,8 +95,8 @@ class Demo:
     def play(self) -> int:
         print(f"printer-supervisor demo in {self.root}\n", flush=True)
         try:
-            steps = (self.start, self.plug, self.print_a_job, self.show_status, self.unplug,
-                     self.show_log)
+            steps = (self.start, self.plug, self.print_a_job, self.show_status,
+                     self.out_of_paper, self.unplug, self.show_log)
             for step in steps:
                 if not step():
                     break
@@ -121,7 +127,9 @@ class Demo:
             "[[printer]]\n"
             f'name = "{NAME}"\n'
             'match = "3f0/4117/*"\n'
-            f"port = {self.port}\n",
+            f"port = {self.port}\n"
+            f"stall_timeout = {STALL_TIMEOUT_S}   # seconds without a byte taken: stalled "
+            "(default 60)\n",
             encoding="utf-8",
         )
         print(f"  $ supervisorctl run --config {self.config}", flush=True)
@@ -198,8 +206,36 @@ class Demo:
         return self.say(f"{wanted[1]} 1" in shown,
                         f"the same in Prometheus' text format ({len(lines)} lines in all)")
 
+    def out_of_paper(self) -> bool:
+        print(f"\n5. The printer runs out of paper in the middle of a {len(LONG_JOB) / 2**20:.1f} "
+              "MiB job")
+        printer = self.usb.printer
+        assert printer is not None
+        before = len(printer.paper)
+        client = _Sender(self.port, LONG_JOB)
+        printer.wait_for_bytes(before + (512 << 10), STEP_TIMEOUT_S)
+        printer.pause()  # it stops taking data: the pty fills up, the service's writes block
+        print(f"  the printer stops taking data after {len(printer.paper) - before} bytes; "
+              f"stall_timeout is {STALL_TIMEOUT_S} s here", flush=True)
+        stalled = wait_until(lambda: self._logged("printer_stalled"))
+        table = self._show_status()
+        self.say(stalled and "STALLED since" in table,
+                 "status says it: the job's progress, and STALLED with the reason (a virtual "
+                 "printer's node cannot say more than \"not taking data\"; a USB printer "
+                 "answers \"out of paper\")")
+        self._show_logs("--event", "printer_stalled")
+        print("  paper is added: the printer takes data again", flush=True)
+        printer.resume()
+        client.join()
+        paper = printer.wait_for_bytes(before + len(LONG_JOB))
+        resumed = wait_until(lambda: self._logged("printer_resumed"))
+        self._show_logs("--event", "printer_*")
+        return self.say(resumed and client.closed and paper[before:] == LONG_JOB,
+                        f"the job went on and completed: all {len(LONG_JOB)} bytes reached the "
+                        "printer, nothing aborted, nothing lost")
+
     def unplug(self) -> bool:
-        print("\n5. The printer is switched off")
+        print("\n6. The printer is switched off")
         for env in self.usb.unplug():
             subprocess.run([sys.executable, "-m", "supervisor", "--socket", str(self.socket),
                             "notify"], env={**os.environ, **env}, check=False, timeout=30)
@@ -209,7 +245,7 @@ class Demo:
                         "(its firmware will be pushed again)")
 
     def show_log(self) -> bool:
-        print(f"\n6. The log: one JSON object per line in {self.log_file}")
+        print(f"\n7. The log: one JSON object per line in {self.log_file}")
         print("  $ supervisorctl logs -n all", flush=True)
         shown = subprocess.run([sys.executable, "-m", "supervisor", "logs", "--config",
                                 str(self.config), "-n", "all"], capture_output=True, text=True,
@@ -222,7 +258,7 @@ class Demo:
     def stop(self) -> None:
         if self.service is None:
             return
-        print("\n7. SIGTERM: the service stops accepting, lets jobs finish and exits")
+        print("\n8. SIGTERM: the service stops accepting, lets jobs finish and exits")
         self.service.send_signal(signal.SIGTERM)
         try:
             code = self.service.wait(STEP_TIMEOUT_S)
@@ -243,6 +279,15 @@ class Demo:
         for line in result.stdout.splitlines():
             print(f"      {line}")
         return result.stdout if result.returncode == 0 else ""
+
+    def _show_logs(self, *options: str) -> None:
+        """Run and show `supervisorctl logs OPTIONS`."""
+        print(f"  $ supervisorctl logs {' '.join(options)}", flush=True)
+        shown = subprocess.run([sys.executable, "-m", "supervisor", "logs", "--config",
+                                str(self.config), *options], capture_output=True, text=True,
+                               check=False, timeout=30)
+        for line in shown.stdout.splitlines():
+            print(f"      {line[:200]}")
 
     def _state(self) -> object:
         """The printer's state as the control socket tells it (None if it does not answer)."""
@@ -269,6 +314,31 @@ class Demo:
         return False
 
 
+class _Sender:
+    """A client in a thread: sends a job, half-closes, reads until the service closes."""
+
+    def __init__(self, port: int, job: bytes) -> None:
+        self.closed = False
+        self._conn = socket.create_connection(("127.0.0.1", port), timeout=STEP_TIMEOUT_S * 4)
+        self._job = job
+        self._thread = threading.Thread(target=self._send, daemon=True)
+        self._thread.start()
+
+    def _send(self) -> None:
+        try:
+            self._conn.sendall(self._job)
+            self._conn.shutdown(socket.SHUT_WR)
+            read_until_closed(self._conn)
+            self.closed = True
+        except OSError:
+            pass
+        finally:
+            self._conn.close()
+
+    def join(self) -> None:
+        self._thread.join(STEP_TIMEOUT_S * 4)
+
+
 class Discovery:
     """Act two: announced over mDNS/DNS-SD and withdrawn, seen from a second host.
 
@@ -289,7 +359,7 @@ class Discovery:
     def play(self) -> None:
         from supervisor.lab.netlab import Lab, missing_tools  # noqa: PLC0415 (this act only)
 
-        print("\n8. Discovery: a ready printer is announced over mDNS/DNS-SD (avahi), so that "
+        print("\n9. Discovery: a ready printer is announced over mDNS/DNS-SD (avahi), so that "
               "CUPS and\n   \"Add printer\" dialogs list it by name; it is withdrawn when it goes")
         why = None
         if os.geteuid() != 0:
