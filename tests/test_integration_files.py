@@ -558,7 +558,14 @@ def test_openwrt_config_is_valid_and_matches_the_init_script() -> None:
     assert defaults["CONFIG_UCI"] == "/etc/config/printer-supervisor"
     uci = load_settings(OPENWRT_UCI, required=True)
     assert uci.daemon == daemon and uci.printers == () and uci.warnings == ()
-    assert f"${{PRINTER_SUPERVISOR_CTL:-{defaults['PROG']}}}" in USBMISC_SHIM.read_text("utf-8")
+    # Both run the package's command, else the one of a manual install, in that order.
+    commands = re.compile(r"(/usr/bin/supervisorctl|/opt/printer-supervisor/bin/supervisorctl)")
+    for script in (INIT, USBMISC_SHIM):
+        code = "\n".join(line for line in script.read_text("utf-8").splitlines()
+                         if not line.lstrip().startswith("#"))
+        assert commands.findall(code) == [
+            "/usr/bin/supervisorctl", "/opt/printer-supervisor/bin/supervisorctl"], script.name
+    assert defaults["PROG"] in commands.pattern
 
 
 KEEP = ROOT / "units" / "openwrt" / "printer-supervisor.keep"

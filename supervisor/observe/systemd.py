@@ -11,7 +11,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import sdnotify
 import structlog
 
 log = structlog.get_logger("supervisor.systemd")
@@ -31,7 +30,9 @@ class Notifier:
         self._failed = False
         self._last_status: str | None = None
         if self.enabled:
-            try:
+            try:  # only under systemd: a router (procd) neither imports nor ships sdnotify
+                import sdnotify  # noqa: PLC0415
+
                 self._client = sdnotify.SystemdNotifier(debug=True)
             except Exception as exc:  # the socket is gone: run on, say so once
                 self._fail(exc)
