@@ -19,6 +19,7 @@ import pytest
 from harness import ServiceThread, require_peer
 
 from supervisor.config.loader import load_settings
+from supervisor.config.uciform import settings_to_uci
 from supervisor.lab.virtual import FakeSysfs, VirtualUsbPrinter
 from supervisor.publish.umdns import RELOAD
 
@@ -542,6 +543,8 @@ def test_docs_say_reload_config_after_uci_commit_and_umdns_announcements() -> No
         assert "reloads by itself" not in text and "`uci commit` reloads" not in text
         assert "printer-supervisor reload``, uci commit" not in text
     assert "ubus call umdns announcements" in texts[ROOT / "README.md"]
+    written = settings_to_uci(load_settings(OPENWRT_UCI, required=True))  # migrate-p910nd's
+    assert "uci commit printer-supervisor && reload_config" in written.splitlines()[0]
 
 
 # -- the OpenWrt default config ------------------------------------------------------------------

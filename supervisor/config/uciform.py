@@ -143,8 +143,8 @@ def _typed(value: str | tuple[str, ...], kind: str) -> object:
 # -- writing ---------------------------------------------------------------------------------
 def settings_to_uci(settings: Settings) -> str:
     """The settings as /etc/config/printer-supervisor, every value that is not the default."""
-    lines = [f"# printer-supervisor (UCI): `uci show {PACKAGE}`; apply with `uci commit "
-             f"{PACKAGE}` (the service reloads)."]
+    lines = [f"# printer-supervisor (UCI): `uci show {PACKAGE}`; after a change, `uci commit "
+             f"{PACKAGE} && reload_config` (the service reloads)."]
     daemon = [(key, NO_LOG_FILE if (key, value) == ("log_file", "") else value)
               for key, value in _non_default(settings.daemon, DaemonSettings())]
     lines += ["", *render_section("daemon", None, daemon)]
