@@ -11,8 +11,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import structlog
-
 from supervisor import __version__
 from supervisor.config.loader import load_settings
 from supervisor.config.settings import ConfigError, Settings
@@ -25,6 +23,7 @@ from supervisor.core.machine import build_machine
 from supervisor.core.metrics import ProcessView, ServiceCounters, families
 from supervisor.core.registry import Gone, Present, Registry, Update
 from supervisor.core.status import DaemonStatus, PrinterStatus, status_document, status_line
+from supervisor.observe.log import get_logger
 from supervisor.observe.logs import log_trouble, recent_events
 from supervisor.observe.process import cpu_seconds, rss_bytes
 from supervisor.observe.systemd import Notifier
@@ -48,7 +47,7 @@ NODE_WAIT_S: Final = 10.0  # ...for this long after it was first seen
 BACKGROUND_STOP_S: Final = 2.0  # cancelled loops end at once; this bounds a bug
 PERIODIC_RESCAN_S: Final = 300.0  # a safety net should events be lost without a trace
 
-log = structlog.get_logger("supervisor")
+log = get_logger("supervisor")
 
 MonitorOpener = Callable[[str], Any]
 #: Daemon settings a reload cannot change in a running service: they need a restart.

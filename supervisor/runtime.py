@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-import structlog
-
 from supervisor.core.announce import Subject
 from supervisor.core.catalog import FirmwareEntry, firmware_for, firmware_loaded
 from supervisor.core.machine import (
@@ -27,6 +25,7 @@ from supervisor.core.metrics import PrinterCounters, PrinterView
 from supervisor.core.registry import Entry
 from supervisor.core.stall import DEFAULT_STALL_TIMEOUT_S
 from supervisor.core.status import JobStatus, PrinterStatus, iso_utc
+from supervisor.observe.log import get_logger
 from supervisor.workers.firmware import (
     FirmwareError,
     FirmwareMissing,
@@ -43,7 +42,7 @@ FIRMWARE_MAX_RETRY_S: Final = 15.0
 
 _JOB_STATES: Final = frozenset({READY, SERVING})
 
-log = structlog.get_logger("supervisor.printer")
+log = get_logger("supervisor.printer")
 
 
 class PrinterRuntime:

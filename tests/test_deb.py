@@ -238,8 +238,8 @@ def check_installed(root: Root, deb: Path) -> None:
         r"(?<![-\\])supervisorctl", page) is None
     # Dependencies from Debian's archive only: nothing from pip, anywhere.
     origins = root.sh(
-        "cd /tmp && python3 -c 'import jeepney, pyudev, sdnotify, structlog, transitions; "
-        "print(*(m.__file__ for m in (jeepney, pyudev, sdnotify, structlog, transitions)))'"
+        "cd /tmp && python3 -c 'import jeepney, pyudev, sdnotify, transitions; "
+        "print(*(m.__file__ for m in (jeepney, pyudev, sdnotify, transitions)))'"
         " | xargs dpkg -S").stdout
     assert all(line.split(":")[0].startswith("python3-") for line in origins.splitlines()), \
         origins
@@ -280,7 +280,7 @@ def test_the_package_installs_upgrades_and_purges(release: str, debs: dict[str, 
 
     # An older build first, used with an edited conffile: its printer gets a port, remembered.
     installed = root.apt_install(older)
-    assert "python3-structlog" in installed and "pip" not in installed.split()
+    assert "python3-transitions" in installed and "pip" not in installed.split()
     fifo, name = "/srv/dev/usb/lp0", "hl-2030-series"  # auto: named after its model
     edited = configure_printer(root, free_port())
     port = unit_smoke(root, smoke, name, fifo)

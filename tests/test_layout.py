@@ -32,7 +32,7 @@ NEVER: dict[str, set[str]] = {
 }
 #: What core may not touch: it decides, the adapters do.
 IO_MODULES = {"asyncio", "socket", "select", "selectors", "threading", "subprocess", "pyudev",
-              "sdnotify", "jeepney", "structlog"}
+              "sdnotify", "jeepney"}
 
 
 def module_names() -> dict[str, Path]:

@@ -21,12 +21,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-import structlog
 from harness import as_nobody
 
 from supervisor.ctl import logview
 from supervisor.ctl.cli import main
 from supervisor.ctl.logview import Filter, Follower, format_human, parse_since
+from supervisor.observe.log import get_logger
 from supervisor.observe.logs import configure_logging, reset_logging
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -87,7 +87,7 @@ def logs(tmp_path: Path, log_path: Path,
 def real_log(path: Path, *, max_bytes: int) -> Iterator[Callable[..., None]]:
     """The service's own logging setup; yields `write(seqs, **fields)`."""
     configure_logging(path, max_bytes=max_bytes, stderr=io.StringIO())
-    log = structlog.get_logger("supervisor.test").bind(printer="laserjet")
+    log = get_logger("supervisor.test").bind(printer="laserjet")
 
     def write(numbers: range, **fields: object) -> None:
         for seq in numbers:
@@ -104,7 +104,7 @@ def test_real_log_in_the_human_format(log_path: Path, logs: Callable[..., tuple[
                                       ) -> None:
     configure_logging(log_path, max_bytes=0, stderr=io.StringIO())
     try:
-        log = structlog.get_logger("supervisor.forwarder").bind(printer="laserjet")
+        log = get_logger("supervisor.forwarder").bind(printer="laserjet")
         log.info("job_finished", client="127.0.0.1:45704", bytes_in=184, bytes_out=0,
                  seconds=0.25)
         try:

@@ -26,8 +26,7 @@ from supervisor.lab.virtual import FakeSysfs, VirtualUsbPrinter
 ROOT = Path(__file__).resolve().parent.parent
 FEED = ROOT / "openwrt"
 PACKAGE = FEED / "net" / "printer-supervisor" / "Makefile"
-LIBRARIES = {"structlog": FEED / "lang" / "python" / "python-structlog" / "Makefile",
-             "transitions": FEED / "lang" / "python" / "python-transitions" / "Makefile"}
+LIBRARIES = {"transitions": FEED / "lang" / "python" / "python-transitions" / "Makefile"}
 UCI_CONFIG = ROOT / "units" / "openwrt" / "printer-supervisor.config"
 INIT = ROOT / "units" / "openwrt" / "printer-supervisor.init"
 ACL = ROOT / "units" / "openwrt" / "printer-supervisor.acl.json"

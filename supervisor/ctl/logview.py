@@ -144,7 +144,7 @@ def _column(record: Record, key: str) -> str:
 
 def _field(key: str, value: object) -> str:
     if key == "exception" and isinstance(value, list) and value and isinstance(value[0], dict):
-        # structlog's dict_tracebacks: the raised exception first, then its causes
+        # an exception as data (observe.log): the raised one first, then its causes
         value = f"{value[0].get('exc_type')}: {value[0].get('exc_value')}"
     return _token(value)
 

@@ -1,17 +1,18 @@
 """Logging: every line rendered once as JSON, written once per event-loop turn.
 
-structlog renders each line to JSON itself (no stdlib handler chain, no second rendering to
-measure it for rotation) and hands it to one sink. The sink hands the lines to the log file
-(observe.logfile: whole lines, rotation, its own trouble folded and never raised) when the event
-loop's turn ends (one write for all the lines of the turn; at once outside a loop or from another
-thread). stderr (the journal, logd) gets the human form of warnings and errors when a log file is
-kept, and of every line when it is not. Records of stdlib loggers (asyncio, transitions, pyudev)
-reach the same sink.
+Every record (observe.log's loggers, and the records of stdlib loggers: asyncio, transitions,
+pyudev) is rendered to JSON once, with no handler chain and no second rendering to measure it
+for rotation, by one sink. The sink hands the lines to the log file (observe.logfile: whole
+lines, rotation, its own trouble folded and never raised) when the event loop's turn ends (one
+write for all the lines of the turn; at once outside a loop or from another thread). stderr (the
+journal, logd) gets the human form of warnings and errors when a log file is kept, and of every
+line when it is not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 import threading
@@ -20,14 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
-
+from supervisor.observe import log
+from supervisor.observe.log import Record
 from supervisor.observe.logfile import LogFile
 
 RECENT_EVENTS = 20  # info and above kept in memory for the status page
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
-           "error": logging.ERROR, "critical": logging.CRITICAL, "exception": logging.ERROR}
+EVENT_WIDTH = 30  # the human form's event column
 
 
 class LogSink:
@@ -39,36 +38,21 @@ class LogSink:
         self.max_bytes = max_bytes
         self._stderr = stderr
         self._stderr_level = stderr_level
-        self._console = structlog.dev.ConsoleRenderer(colors=stderr.isatty())
-        self._json = structlog.processors.JSONRenderer()
-        self._tracebacks = structlog.processors.dict_tracebacks
         self._lines: list[str] = []
         self._errs: list[str] = []
         self._lock = threading.Lock()
         self._scheduled_on: asyncio.AbstractEventLoop | None = None
-        self.recent: deque[EventDict] = deque(maxlen=RECENT_EVENTS)
+        self.recent: deque[Record] = deque(maxlen=RECENT_EVENTS)
         self._file = (LogFile(log_file, max_bytes=max_bytes, report=self._report,
                               render=self._render) if log_file is not None else None)
 
-    # -- the last processor of structlog's chain -------------------------------------------
-    def __call__(self, _logger: WrappedLogger, method: str, event_dict: EventDict) -> str:
-        level = _LEVELS.get(method, logging.INFO)
-        event_dict.setdefault("level", "error" if method == "exception" else method)
-        self.emit(event_dict, level)
-        raise structlog.DropEvent
-
-    def emit(self, event_dict: EventDict, level: int) -> None:
+    def emit(self, record: Record, level: int) -> None:
         """One record: JSON for the file; the human form for stderr when it is wanted."""
-        line = None
-        if self.path is not None:
-            flat = (self._tracebacks(None, "", dict(event_dict)) if "exc_info" in event_dict
-                    else event_dict)
-            line = str(self._json(None, "", flat))
-        err = (str(self._console(None, "", dict(event_dict)))
-               if level >= self._stderr_level else None)
+        line = json.dumps(record, default=repr) if self.path is not None else None
+        err = human(record) if level >= self._stderr_level else None
         with self._lock:
-            if level >= logging.INFO:  # the record itself: structlog makes one per call
-                self.recent.append(event_dict)
+            if level >= logging.INFO:  # the record itself: a logger makes one per call
+                self.recent.append(record)
             if line is not None:
                 self._lines.append(line)
             if err is not None:
@@ -86,7 +70,7 @@ class LogSink:
     def trouble(self) -> str | None:
         return self._file.trouble if self._file is not None else None
 
-    def recent_events(self) -> list[EventDict]:
+    def recent_events(self) -> list[Record]:
         with self._lock:
             return list(self.recent)
 
@@ -109,14 +93,13 @@ class LogSink:
             self._file.write(lines)
 
     def _render(self, fields: dict[str, Any]) -> str:
-        """A record of the sink's own, as the chain would have rendered it."""
-        return str(self._json(None, "", {"timestamp": _now(), **fields}))
+        """A record of the sink's own, as a logger's would be."""
+        return json.dumps({"timestamp": log.iso_now(), **fields}, default=repr)
 
     def _report(self, fields: dict[str, Any]) -> None:
         """The log file's own trouble: on stderr only (the file is what fails)."""
         try:
-            self._stderr.write(str(self._console(None, "", {"timestamp": _now(), **fields}))
-                               + "\n")
+            self._stderr.write(human({"timestamp": log.iso_now(), **fields}) + "\n")
             self._stderr.flush()
         except (OSError, ValueError):
             pass  # stderr closed too: nowhere left to tell
@@ -128,8 +111,27 @@ class LogSink:
             self._file = None
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+def human(record: Record) -> str:
+    """The record for a person: time, level, event, then the other fields by name (an
+    exception as its type and message, each cause on a line of its own)."""
+    rest = {k: v for k, v in record.items()
+            if k not in ("timestamp", "level", "event", "exception")}
+    fields = " ".join(f"{key}={_token(value)}" for key, value in sorted(rest.items()))
+    text = (f"{record.get('timestamp', '')} [{record.get('level', ''):<9}] "
+            f"{record.get('event', ''):<{EVENT_WIDTH}} {fields}").rstrip()
+    error = record.get("exception")
+    if isinstance(error, list):
+        text += "".join(f"\n  {e.get('exc_type')}: {e.get('exc_value')}" for e in error)
+    elif error:
+        text += "\n" + str(error).rstrip()
+    return text
+
+
+def _token(value: object) -> str:
+    if isinstance(value, str) and value and value.isprintable() and not any(
+            c in value for c in " '\"="):
+        return value
+    return repr(value)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -147,7 +149,7 @@ class _StdlibBridge(logging.Handler):
         self._sink = sink
 
     def emit(self, record: logging.LogRecord) -> None:
-        event: EventDict = {"event": record.getMessage(), "logger": record.name,
+        event: Record = {"event": record.getMessage(), "logger": record.name,
                             "level": record.levelname.lower(),
                             "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat()
                             .replace("+00:00", "Z")}
@@ -171,18 +173,7 @@ def configure_logging(log_file: Path | None, *, max_bytes: int, stderr: TextIO |
     stream = stderr if stderr is not None else sys.stderr
     sink = _sink = LogSink(log_file, max_bytes=max_bytes, stderr=stream,
                            stderr_level=logging.WARNING if log_file is not None else level)
-    processors: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-        sink,
-    ]
-    structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.ReturnLoggerFactory(),
-        # Not cached: loggers then follow a later configure (tests, `demo`).
-        cache_logger_on_first_use=False,
-    )
+    log.configure(sink.emit, level)
     root = logging.getLogger()
     root.setLevel(level)
     root.addHandler(_StdlibBridge(sink))
@@ -201,10 +192,10 @@ def reset_logging() -> None:
     if _sink is not None:
         _sink.close()
         _sink = None
-    structlog.reset_defaults()
+    log.configure(None)
 
 
-def recent_events() -> list[EventDict]:
+def recent_events() -> list[Record]:
     """The last info-and-above records, oldest first (the status page shows them)."""
     return _sink.recent_events() if _sink is not None else []
 

@@ -11,9 +11,9 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import structlog
+from supervisor.observe.log import get_logger
 
-log = structlog.get_logger("supervisor.systemd")
+log = get_logger("supervisor.systemd")
 
 MAX_STATUS_CHARS = 200
 

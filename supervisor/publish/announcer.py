@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import structlog
-
 from supervisor.config.settings import DaemonSettings
 from supervisor.core.announce import SERVICE_TYPE, Announcement, Subject, plan
+from supervisor.observe.log import get_logger
 from supervisor.publish.responder import Responder, ResponderLost, Unavailable
 from supervisor.publish.umdns import UMDNS_DIR, Umdns
 
@@ -29,7 +28,7 @@ RETRY_MAX_S: Final = 60.0  # ...doubling up to this
 CLOSE_TIMEOUT_S: Final = 3.0  # withdrawing everything at shutdown
 DEFAULT_SYSTEM_BUS: Final = "/var/run/dbus/system_bus_socket"
 
-log = structlog.get_logger("supervisor.mdns")
+log = get_logger("supervisor.mdns")
 
 
 class _Changed:

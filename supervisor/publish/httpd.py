@@ -20,11 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-import structlog
-
 from supervisor.config.settings import IPNetwork, allowed
 from supervisor.core.exposition import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from supervisor.observe.fold import FoldedLog
+from supervisor.observe.log import get_logger
 from supervisor.sources.listeners import BACKLOG, bind_listeners, format_address
 
 MAX_CONNECTIONS: Final = 128  # open at once; a new one closes the oldest still silent one
@@ -55,7 +54,7 @@ _DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS: Final = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
                   "Dec")
 
-log = structlog.get_logger("supervisor.http")
+log = get_logger("supervisor.http")
 
 
 class Pages(Protocol):

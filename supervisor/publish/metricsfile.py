@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-import structlog
+from supervisor.observe.log import get_logger
 
 MIN_INTERVAL_S: Final = 1.0
 REFRESH_S: Final = 30.0
 FILE_MODE: Final = 0o644
 
-log = structlog.get_logger("supervisor.metrics")
+log = get_logger("supervisor.metrics")
 
 
 class MetricsFile:

@@ -12,8 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
-import structlog
-
+from supervisor.observe.log import get_logger
 from supervisor.protocol import MAX_REQUEST_BYTES, VERSION
 
 READ_TIMEOUT_S: Final = 5.0
@@ -26,7 +25,7 @@ MAX_CONNECTIONS: Final = 512
 Reply = dict[str, Any]
 Handler = Callable[[dict[str, Any]], Awaitable[Reply]]
 
-log = structlog.get_logger("supervisor.control")
+log = get_logger("supervisor.control")
 
 
 class ControlSocketBusy(Exception):

@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import structlog
+from supervisor.observe.log import get_logger
 
 MAX_EVENTS_PER_WAKEUP: Final = 512  # then yield to the loop; the rest are read next time
 RECEIVE_BUFFER_BYTES: Final = 4 << 20  # room for a burst; reconcile covers what is dropped
 
-log = structlog.get_logger("supervisor.monitor")
+log = get_logger("supervisor.monitor")
 
 EventSink = Callable[[Mapping[str, str]], None]
 

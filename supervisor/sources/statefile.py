@@ -8,14 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import Final
 
-import structlog
-
 from supervisor.core.registry import Remembered
+from supervisor.observe.log import get_logger
 
 STATE_FILE: Final = "ports.json"
 FORMAT_VERSION: Final = 1
 
-log = structlog.get_logger("supervisor.state")
+log = get_logger("supervisor.state")
 
 
 def load_ports(state_dir: Path) -> dict[str, Remembered]:

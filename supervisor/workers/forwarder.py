@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
 
-import structlog
-
 from supervisor.config.settings import PrinterSettings
 from supervisor.core.stall import Resumed, Stalled, StallWatch
 from supervisor.observe.fold import FoldedLog
+from supervisor.observe.log import get_logger
 from supervisor.sources.listeners import bind_listeners, format_address
 from supervisor.workers.device import DeviceOpenError, open_device
 from supervisor.workers.portstatus import read_reason
@@ -122,7 +121,7 @@ class Forwarder:
         self.port = port
         self.bind = bind
         self._owner = owner
-        self._log = structlog.get_logger("supervisor.forwarder").bind(printer=settings.name)
+        self._log = get_logger("supervisor.forwarder").bind(printer=settings.name)
         self._folded = FoldedLog(self._log)
         self._waiting: list[Waiting] = []  # in accept order: the order jobs are served in
         # Clients a reload's predecessor had waiting: checked against these settings and
