@@ -70,7 +70,6 @@ class Service:
         self.printers: dict[str, PrinterRuntime] = {}
         self._open_monitor = open_monitor
         self._machine = build_machine()
-        self._catalog = load_catalog()
         self._rescan_wanted = asyncio.Event()
         self._incomplete: dict[str, float] = {}  # port path → first seen without its node
         self._started = time.monotonic()
@@ -181,7 +180,7 @@ class Service:
                      after: asyncio.Task[list[Waiting]] | None = None) -> PrinterRuntime:
         daemon = self.settings.daemon
         runtime = PrinterRuntime(self.registry.entries[name], bind=daemon.bind,
-                                 firmware_dirs=daemon.firmware_dirs, catalog=self._catalog,
+                                 firmware_dirs=daemon.firmware_dirs, catalog=load_catalog,
                                  rescan=self._rescan_wanted.set,
                                  on_change=self._status_changed,
                                  counters=self.counters.printer(name),

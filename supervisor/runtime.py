@@ -49,7 +49,7 @@ class PrinterRuntime:
     """Drives one printer: plug/unplug decisions in, state changes out to its tasks."""
 
     def __init__(self, entry: Entry, *, bind: tuple[str, ...], firmware_dirs: Sequence[Path],
-                 catalog: Sequence[FirmwareEntry], rescan: Callable[[], None],
+                 catalog: Callable[[], Sequence[FirmwareEntry]], rescan: Callable[[], None],
                  on_change: Callable[[], None], counters: PrinterCounters | None = None,
                  on_counted: Callable[[], None] = lambda: None,
                  after: asyncio.Task[list[Waiting]] | None = None,
@@ -57,7 +57,7 @@ class PrinterRuntime:
         self.entry = entry
         self.bind = bind
         self.firmware_dirs = firmware_dirs
-        self.catalog = catalog
+        self.catalog = catalog  # read when a printer is first plugged
         self.model = Printer(entry.name, listener=self._on_change)
         self.firmware: str | None = None  # the file this printer gets, once it is known
         self._rescan = rescan
@@ -87,7 +87,7 @@ class PrinterRuntime:
         usb, node = self.entry.usb, self.entry.node
         assert node is not None
         product = usb.product if usb else None
-        self.firmware = firmware_for(self.entry.settings.firmware, product, self.catalog)
+        self.firmware = firmware_for(self.entry.settings.firmware, product, self.catalog())
         needs = False
         if self.firmware is not None:
             device_id = await asyncio.to_thread(read_device_id, node)

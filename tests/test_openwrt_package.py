@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -42,7 +43,8 @@ BLOCK_SSL = "import sys; sys.modules['ssl'] = None\n"
 RECORDER = BLOCK_SSL + """import atexit
 out = sys.argv[1]
 atexit.register(lambda: open(out, "w").write("\\n".join(
-    name for name, module in sys.modules.items() if module is not None)))
+    [sys.modules["supervisor"].__file__] +
+    [name for name, module in sys.modules.items() if module is not None])))
 """
 
 
@@ -85,8 +87,9 @@ def packages_of(modules: Iterable[str]) -> set[str]:
 # -- what the router configuration imports ------------------------------------------------------
 @pytest.fixture(scope="module")
 def router_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
-    """Every module the service imported with the package's UCI file, through a start, a plug
-    and its events, a job, a reload and a stop (paths moved to a temporary directory)."""
+    """Every module the service imported with the package's UCI file and byte-code, through a
+    start, a plug and its events, a job, a reload and a stop (paths moved to a temporary
+    directory)."""
     root = tmp_path_factory.mktemp("router")
     text = UCI_CONFIG.read_text(encoding="utf-8")
     for old, new in (("/var/run/printer-supervisor", root / "run"),
@@ -101,19 +104,28 @@ def router_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str
     config = root / "printer-supervisor"
     config.write_text(text, encoding="utf-8")
     (root / "etc").mkdir()
+    # The package's byte-code, as its Makefile makes it: compiled with -OO (no docstrings, no
+    # asserts) beside the sources, which are then deleted; run by a plain python3.
+    site = root / "site"
+    shutil.copytree(ROOT / "supervisor", site / "supervisor",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-OO", "-m", "compileall", "-q", "-b", "-d", "/", str(site)],
+                   check=True, timeout=120)
+    for source in site.rglob("*.py"):
+        source.unlink()
     modules = root / "modules"
     runner = RECORDER + ("sys.argv = ['supervisorctl', 'run', '--config', sys.argv[2]]\n"
                          "import runpy\nrunpy.run_module('supervisor', run_name='__main__')\n")
     # No system bus and no ubus here, as on a router without avahi: mdns 'auto' finds nothing.
     env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent",
-           "PATH": "/usr/bin:/bin"}
+           "PATH": "/usr/bin:/bin", "PYTHONPATH": str(site)}
     env.pop("NOTIFY_SOCKET", None)
     log = Log(root / "log" / "events.jsonl")
     usb = VirtualUsbPrinter(FakeSysfs(root / "sys"), root / "dev", product_id=0x2C17,
                             model="HP LaserJet 1022")  # needs no firmware
     proc = subprocess.Popen([sys.executable, "-c", runner, str(modules), str(config)],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                            env=env, cwd=root, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         log.wait_for("daemon_started")
         for event in usb.plug():
@@ -129,7 +141,9 @@ def router_modules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str
         log.wait_for("config_reloaded")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
-        yield set(modules.read_text(encoding="utf-8").split())
+        loaded_from, *names = modules.read_text(encoding="utf-8").split()
+        assert loaded_from == str(site / "supervisor" / "__init__.pyc")
+        yield set(names)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -227,3 +241,7 @@ def test_the_package_agrees_with_the_init_script_and_the_configuration() -> None
     daemon = load_settings(UCI_CONFIG, required=True).daemon
     assert str(daemon.firmware_dirs[0]) in made  # the firmware directory the package owns
     assert "UMDNS_DIR=/etc/umdns" in init and "/etc/umdns" in made
+    # The byte-code the router_modules fixture ran: -OO, legacy .pyc beside no sources.
+    install = " ".join(block(PACKAGE, "Package/printer-supervisor/install"))
+    assert "-OO -m compileall" in install and " -b " in install
+    assert "Python3/DeleteSourceFiles" in install

@@ -15,7 +15,6 @@ from supervisor.config.settings import (
     Problem,
     Settings,
 )
-from supervisor.config.tomlform import parse_settings
 from supervisor.protocol import CONFIG_ENV
 
 
@@ -55,6 +54,8 @@ def load_settings(path: Path, *, required: bool, inspect_devices: bool = False) 
     except UnicodeDecodeError as exc:
         raise ConfigError([Problem("file", f"cannot be read: {exc}")], path) from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # universal newlines, as before
+    from supervisor.config.tomlform import parse_settings  # noqa: PLC0415 (not on a router)
+
     return parse_settings(text, path, inspect_devices=inspect_devices)
 
 

@@ -156,6 +156,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The hotplug shims' path, run for every USB event on a router: no parser to build.
         # Anything with an option (--socket, --help, ...) takes the full parser below.
         return notify(words[1:], socket=None, config=None)
+    if words[:1] == ["run"] and (config := _run_config(words[1:])) is not None:
+        # The service's own start (procd, systemd): argparse, and what building the whole
+        # parser imports, would stay in a router's memory for the service's life (1 MiB).
+        return run_service(config or None)
     parser = build_parser()
     args = parser.parse_args(words)
     try:
@@ -179,7 +183,24 @@ def _load(path_arg: str | None, command: str, *, inspect_devices: bool = False) 
         return EXIT_USAGE
 
 
+def _run_config(words: Sequence[str]) -> str | None:
+    """`run`'s words read without argparse: the --config path ("" for none), or None when they
+    are anything else (--help, a mistake), for the full parser to answer."""
+    if not words:
+        return ""
+    if len(words) == 2 and words[0] == "--config" and words[1] and words[1][0] != "-":
+        return words[1]
+    if len(words) == 1 and words[0].startswith("--config=") and len(words[0]) > 9:
+        return words[0][9:]
+    return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    return run_service(args.config)
+
+
+def run_service(config: str | None) -> int:
+    """`supervisorctl run`: the service in the foreground until SIGTERM or SIGINT."""
     # asyncio imports ssl (OpenSSL: 4.5 MB of RSS) only to offer TLS, which this service never
     # speaks; on a 128 MB router that memory is worth refusing.
     sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
@@ -187,7 +208,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from supervisor.observe.logs import configure_logging, flush_logging
 
-    settings = _load(args.config, "run")
+    settings = _load(config, "run")
     if isinstance(settings, int):
         return EXIT_FATAL
     daemon = settings.daemon

@@ -13,7 +13,6 @@ import asyncio
 import binascii
 import json
 import os
-import shutil
 import socket
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,7 +43,7 @@ class Umdns:
         self._written: dict[str, Any] | None = None
 
     async def connect(self) -> None:
-        self._ubus = shutil.which("ubus")
+        self._ubus = which("ubus")
         if self._ubus is None:
             raise Unavailable("no ubus command (not OpenWrt?)")
         if not self._path.parent.is_dir():
@@ -132,3 +131,12 @@ def service_id(announcement: Announcement) -> str:
 def service_entry(announcement: Announcement) -> dict[str, Any]:
     return {"service": f"{SERVICE_TYPE}.local", "port": announcement.port,
             "instance": announcement.name, "txt": list(announcement.txt)}
+
+
+def which(command: str) -> str | None:
+    """The command's path on $PATH, as shutil.which finds it (shutil costs a router 0.6 MiB)."""
+    for directory in os.get_exec_path():
+        path = os.path.join(directory, command)
+        if os.access(path, os.X_OK) and os.path.isfile(path):
+            return path
+    return None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Final
 
@@ -38,7 +37,10 @@ def save_ports(state_dir: Path, memory: dict[str, Remembered]) -> None:
     state_dir.mkdir(parents=True, exist_ok=True)
     document = {"version": FORMAT_VERSION, "printers": {
         identity: {"name": r.name, "port": r.port} for identity, r in sorted(memory.items())}}
-    fd, tmp = tempfile.mkstemp(dir=state_dir, prefix=f".{STATE_FILE}.")
+    # One writer (this process): its own temporary name, made afresh (a crash may have left it).
+    tmp = state_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(document, out, indent=1)
@@ -46,5 +48,5 @@ def save_ports(state_dir: Path, memory: dict[str, Remembered]) -> None:
             os.fsync(out.fileno())
         os.replace(tmp, state_dir / STATE_FILE)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

@@ -14,7 +14,6 @@ import asyncio
 import errno
 import fcntl
 import os
-import platform
 import select
 import threading
 import time
@@ -39,7 +38,7 @@ BEEF_HEADER: Final = b"\xbe\xef"
 HOW_TO_OBTAIN: Final = "man 8 printer-supervisor, section FIRMWARE"
 
 # The ioctl direction encoding differs per architecture (include/uapi/asm-generic/ioctl.h and
-# the arch overrides). Prefix of platform.machine() → (_IOC_READ, _IOC_SIZEBITS).
+# the arch overrides). Prefix of the machine (uname -m) → (_IOC_READ, _IOC_SIZEBITS).
 _IOC_ARCH: Final[tuple[tuple[tuple[str, ...], tuple[int, int]], ...]] = (
     (("mips", "ppc", "powerpc", "sparc", "alpha"), (2, 13)),
     (("parisc",), (1, 14)),  # parisc swaps _IOC_READ and _IOC_WRITE
@@ -100,8 +99,8 @@ class PushResult:
 
 # -- the device ID --------------------------------------------------------------------------------
 def LPIOC_GET_DEVICE_ID(length: int, machine: str | None = None) -> int:  # noqa: N802 (kernel name)
-    """`_IOC(_IOC_READ, 'P', 1, length)` for `machine` (default: this one's platform.machine())."""
-    arch = (machine if machine is not None else platform.machine()).lower()
+    """`_IOC(_IOC_READ, 'P', 1, length)` for `machine` (default: this one's, as uname -m)."""
+    arch = (machine if machine is not None else os.uname().machine).lower()
     ioc_read, size_bits = next(
         (enc for prefixes, enc in _IOC_ARCH if arch.startswith(prefixes)), _IOC_GENERIC
     )
