@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import mmap
 import os
 import socket
 import threading
@@ -132,7 +133,8 @@ class Forwarder:
         self._listeners: list[socket.socket] = []
         self._accepting: list[asyncio.Task[None]] = []
         self._pump: Pump | None = None
-        self._buffer: memoryview | None = None  # the pump's 1 MiB, made once, lent to each job
+        # The pump's 1 MiB, mapped at the first job and lent to each; emptied after each.
+        self._buffer: mmap.mmap | None = None
         self._jobs: asyncio.Task[None] | None = None
         self._no_job = asyncio.Event()
         self._no_job.set()
@@ -417,12 +419,12 @@ class Forwarder:
         """Open the device and pump the job: inline if nothing blocks, else in a thread,
         watched meanwhile."""
         device = await open_device(self.device, bidirectional=self.settings.bidirectional)
+        if self._buffer is None:
+            self._buffer = mmap.mmap(-1, CHUNK_BYTES)
         try:
-            if self._buffer is None:
-                self._buffer = memoryview(bytearray(CHUNK_BYTES))
             pump = self._pump = job.pump = Pump(
                 conn, device.fd, backchannel=device.readable,
-                idle_timeout_s=self.settings.idle_timeout, buffer=self._buffer)
+                idle_timeout_s=self.settings.idle_timeout, buffer=memoryview(self._buffer))
             if self._stopping:
                 pump.abort(self._stop_reason)
             result = pump.try_inline(INLINE_BUDGET_BYTES)  # no thread if nothing blocks
@@ -440,6 +442,9 @@ class Forwarder:
         finally:
             self._pump = None
             os.close(device.fd)
+            # Its pages back to the system: a printer that printed holds no more memory than one
+            # that never did (the next job faults in only the pages it fills).
+            self._buffer.madvise(mmap.MADV_DONTNEED)
 
     # -- a running job, watched ----------------------------------------------------------------
     async def _watch(self, job: RunningJob, pump: Pump, device_fd: int,
