@@ -49,9 +49,12 @@ class Processes:
         self._procs: list[subprocess.Popen[bytes]] = []
 
     def spawn(self, argv: Sequence[str], *, stdout: int | IO[bytes] | None = subprocess.DEVNULL,
-              stderr: int | IO[bytes] | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+              stderr: int | IO[bytes] | None = subprocess.DEVNULL,
+              env: dict[str, str] | None = None, cwd: Path | None = None,
+              ) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, bufsize=0,
+            env=env, cwd=cwd,
             start_new_session=True, preexec_fn=_die_with_parent)  # noqa: PLW1509 -- no threads
         self._procs.append(proc)
         return proc

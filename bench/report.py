@@ -296,7 +296,7 @@ class Report:
     def all_met(self) -> bool:
         verdicts = [self.throughput[1]["all_met"]] if self.throughput else []
         verdicts += [s["met"] for s in (self.small_jobs, self.plug, self.notify, self.discovery,
-                               self.metrics)
+                               self.metrics, self.router)
                      if s is not None and "met" in s]
         return all(verdicts)
 
@@ -312,7 +312,7 @@ def render(report: Report, args: argparse.Namespace) -> str:
     if report.notify is not None:
         lines += ["", *render_notify(report.notify)]
     if report.router is not None:
-        lines += ["", *render_router(report.router)]
+        lines += ["", *render_router(report.router, _yes)]
     if report.discovery is not None:
         lines += ["", *render_discovery(report.discovery, _yes)]
     if report.metrics is not None:

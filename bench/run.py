@@ -46,6 +46,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="runs of notify and of python -c pass (notify)")
     parser.add_argument("--discovery-plugs", type=int, default=10,
                         help="plugs announced and withdrawn (discovery)")
+    parser.add_argument("--router-idle-s", type=float, default=600.0,
+                        help="the router section's idle window for counting wake-ups (600 s)")
     parser.add_argument("--only", action="append", choices=SECTIONS, metavar="SECTION",
                         help=f"run only this section, one of {', '.join(SECTIONS)}; repeatable "
                              "(default: all)")
@@ -85,7 +87,7 @@ def run_sections(args: argparse.Namespace) -> Report:
     if "notify" in args.sections:
         report.notify = summarize_notify(bench_notify(args.notify_runs))
     if "router" in args.sections:
-        report.router = bench_router()
+        report.router = bench_router(args.router_idle_s)
     if "discovery" in args.sections:
         report.discovery = bench_discovery(args.discovery_plugs)
     if "metrics" in args.sections:
