@@ -16,38 +16,29 @@ package's /etc/config/printer-supervisor): above all the remembered ports on fla
 from __future__ import annotations
 
 import ipaddress
-import posixpath
-import re
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import Final
 
-from supervisor.config.checks import check_firmware, check_location, check_mdns_name
-from supervisor.config.uci import UciError, UciSection, parse_uci, quote, uci_bool, valid_name
+from supervisor.config.p910nd import (
+    HOTPLUG,
+    PACKAGE,
+    Context,
+    Draft,
+    blob_of,
+    driver_home,
+    parse_vidpid,
+    read_section,
+    show_value,
+    single_values,
+)
+from supervisor.config.uci import UciError, UciSection, parse_uci, quote, valid_name
 from supervisor.core.catalog import FirmwareEntry, load_catalog
 
 __all__ = ["Migration", "UciError", "UciSection", "driver_files", "parse_uci", "to_toml",
            "to_uci"]
 
 DEFAULT_UCI_PATH: Final = "/etc/config/p910nd"
-PACKAGE: Final = "p910nd"
-BASE_PORT: Final = 9100
-_NAME_RE: Final = re.compile(r"[a-z0-9_-]+")
-#: The hotplug script's section: `config hotplug` with `driver_home`, its blobs' directory.
-HOTPLUG: Final = "hotplug"
-DRIVER_HOME_DEFAULT: Final = "/opt/p910nd_drivers"
-#: Its usbvidpid: idVendor/idProduct as sysfs prints them ('03f0/2c17').
-_VIDPID_RE: Final = re.compile(r"([0-9a-fA-F]{1,4})/([0-9a-fA-F]{1,4})")
-#: mdns_note values the hotplug script wrote itself: a serial number (its releases before
-#: 2024-02-11), then a placeholder. Neither says where the printer is.
-_AUTO_NOTE_RE: Final = re.compile(r"SN:.* Auto-configured by p910nd hotplug|Located near router")
-#: The IEEE-1284 fields the hotplug script copies into mdns_* options and the init script
-#: announces (usb_MFG=, usb_MDL=, ...): the service announces what the printer reports.
-_MDNS_ID_KEYS: Final = ("mdns_product", "mdns_mfg", "mdns_mdl", "mdns_cmd", "mdns_cid",
-                        "mdns_cls", "mdns_cmt", "mdns_des", "mdns_drv", "mdns_sn", "mdns_ver")
-_CARRIED: Final = frozenset({"device", "port", "bidirectional", "bind", "enabled", "mdns",
-                             "mdns_ty", "mdns_note", "usbvidpid", "driver_file",
-                             *_MDNS_ID_KEYS})
 #: The [daemon] settings of the OpenWrt package's /etc/config/printer-supervisor
 #: (units/openwrt/printer-supervisor.config; a test keeps them equal): without them the
 #: service would take the Debian defaults, and /var/lib, on OpenWrt, is RAM.
@@ -60,8 +51,6 @@ OPENWRT_DAEMON: Final[tuple[tuple[str, str | int | tuple[str, ...]], ...]] = (
     ("firmware_dirs", ("/etc/printer-supervisor/firmware", "/lib/firmware/hp",
                        "/usr/share/foo2zjs/firmware")),
 )
-#: The firmware directory the OpenWrt package owns and keeps across a sysupgrade.
-OPENWRT_FIRMWARE_DIR: Final = "/etc/printer-supervisor/firmware"
 
 
 @dataclass(frozen=True)
@@ -71,47 +60,6 @@ class Migration:
 
     text: str
     notes: list[str]
-
-
-# ---------------------------------------------------------------------------------------------
-# Mapping
-
-
-@dataclass
-class _Draft:
-    """One p910nd section on its way to a `[[printer]]` entry."""
-
-    section: UciSection
-    name: str = ""
-    match: str | None = None  # from the hotplug script's usbvidpid
-    device: str | None = None
-    port: int | None = None
-    bidirectional: bool = False
-    enabled: bool = True
-    bind: str | None = None
-    mdns: bool | None = None  # None: the service's default (announced while ready)
-    mdns_name: str | None = None
-    location: str | None = None
-    firmware: str | None = None  # from the hotplug script's driver_file; None: auto
-    blocked: str | None = None  # why the entry must stay commented out, besides enabled '0'
-    comments: dict[str, str] = field(default_factory=dict)  # key → trailing TOML comment
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def active(self) -> bool:
-        return self.enabled and self.blocked is None
-
-    def note(self, message: str) -> None:
-        self.notes.append(f"{self.section.ref} (line {self.section.line}): {message}")
-
-
-@dataclass(frozen=True)
-class _Context:
-    """What every section's conversion needs to know besides itself."""
-
-    driver_home: str  # the hotplug script's directory of blobs
-    catalog: tuple[FirmwareEntry, ...]
-    present: Collection[str] | None  # the driver files found; None: not looked for
 
 
 def to_toml(sections: Sequence[UciSection], *, source: str = DEFAULT_UCI_PATH,
@@ -135,38 +83,26 @@ def to_uci(sections: Sequence[UciSection], *, source: str = DEFAULT_UCI_PATH,
 def driver_files(sections: Sequence[UciSection]) -> list[str]:
     """The blobs p910nd's hotplug script would push, one per section that has one: the paths
     the caller looks for before converting (the result's `present`)."""
-    home = _driver_home(sections)
+    home = driver_home(sections)
     found = []
     for section in sections:
         if section.type == PACKAGE:
-            values = _single(section)
-            blob = _blob(values, _vidpid(values.get("usbvidpid")), home)
+            values = single_values(section)
+            blob = blob_of(values, parse_vidpid(values.get("usbvidpid")), home)
             if blob is not None:
                 found.append(blob[0])
     return found
 
 
 def _context(sections: Sequence[UciSection], present: Collection[str] | None,
-             catalog: Sequence[FirmwareEntry] | None) -> _Context:
-    return _Context(_driver_home(sections),
+             catalog: Sequence[FirmwareEntry] | None) -> Context:
+    return Context(driver_home(sections),
                     tuple(load_catalog() if catalog is None else catalog), present)
 
 
-def _driver_home(sections: Sequence[UciSection]) -> str:
-    """driver_home of the last `config hotplug` (the script reads @hotplug[-1]), without the
-    trailing slash it trims; its default when unset."""
-    homes = [_single(s).get("driver_home") for s in sections if s.type == HOTPLUG]
-    home = homes[-1] if homes and homes[-1] else DRIVER_HOME_DEFAULT
-    return home.removesuffix("/") if home != "/" else home
-
-
-def _single(section: UciSection) -> dict[str, str]:
-    return {k: v for k, v in section.options.items() if isinstance(v, str)}
-
-
 def _convert(sections: Sequence[UciSection], source: str, form: str,
-             context: _Context) -> Migration:
-    drafts = [_draft(s, context) for s in sections if s.type == PACKAGE]
+             context: Context) -> Migration:
+    drafts = [read_section(s, context) for s in sections if s.type == PACKAGE]
     _name(drafts)
     _settle_devices(drafts)
     _settle_ports(drafts)
@@ -193,258 +129,13 @@ def _hotplug_notes(section: UciSection) -> list[str]:
     others = [k for k in section.options if k != "driver_home"]
     if not others:
         return []
-    shown = ", ".join(f"{k} {_shown(' '.join(v) if isinstance(v, tuple) else v)}"
+    shown = ", ".join(f"{k} {show_value(' '.join(v) if isinstance(v, tuple) else v)}"
                       for k, v in section.options.items() if k in others)
     return [f"{section.ref} (line {section.line}): {shown} not carried over: p910nd's hotplug "
             "script reads only driver_home from its `config hotplug` section"]
 
 
-def _draft(section: UciSection, context: _Context) -> _Draft:
-    draft = _Draft(section)
-    values: dict[str, str] = {}
-    for key, value in section.options.items():
-        if isinstance(value, tuple):
-            draft.note(f"list {key} {_shown(' '.join(value))} not carried over: p910nd's init "
-                       "script reads single options, not lists")
-        else:
-            values[key] = value
-    _enabled(draft, values.get("enabled"))
-    digit = _port(draft, values.get("port"))
-    vidpid = _usbvidpid(draft, values.get("usbvidpid"))
-    if vidpid is None:
-        _device(draft, values.get("device"), digit)
-    else:
-        _match(draft, vidpid, values)
-    _firmware(draft, values, vidpid, context)
-    _bidirectional(draft, values.get("bidirectional"), hotplug="usbvidpid" in values)
-    draft.bind = values.get("bind")
-    _mdns(draft, values)
-    _leftovers(draft, {k: v for k, v in values.items() if k not in _CARRIED})
-    draft.name = (_sanitised(section.name) if section.name else None) or (
-        f"p910nd-{digit}" if digit is not None else "p910nd")
-    return draft
-
-
-def _enabled(draft: _Draft, value: str | None) -> None:
-    parsed = uci_bool(value) if value is not None else None
-    if parsed is False:
-        draft.enabled = False
-        draft.note(f"enabled {_shown(value or '')}: the entry is written commented out, with "
-                   "its settings, so that it is not served but is there to uncomment")
-        return
-    if parsed is None:
-        said = "not set" if value is None else f"{_shown(value)} is not a boolean"
-        draft.note(f"enabled {said}: carried over as enabled. OpenWrt's current init script "
-                   "treats that as disabled, older ones as enabled; comment the entry out if "
-                   "p910nd did not serve it")
-
-
-def _port(draft: _Draft, value: str | None) -> str | None:
-    """The port digit p910nd used (None when invalid); sets draft.port."""
-    if value is None:
-        draft.port = BASE_PORT
-        draft.comments["port"] = "p910nd's default (no port option: digit 0)"
-        return "0"
-    if len(value) == 1 and value in "0123456789":
-        draft.port = BASE_PORT + int(value)
-        return value
-    draft.note(f"port {_shown(value)} not carried over: p910nd takes one digit 0-9, meaning "
-               f"TCP {BASE_PORT}+digit; the entry has no port, so the service picks the next "
-               "free one from base_port (set port = 91xx to keep a fixed one)")
-    return None
-
-
-def _device(draft: _Draft, value: str | None, digit: str | None) -> None:
-    if value is None:
-        draft.device = f"/dev/lp{digit or '0'}"
-        draft.comments["device"] = "p910nd's built-in default (no device option)"
-    elif value.startswith("/"):
-        draft.device = value
-    else:
-        draft.device = value
-        draft.blocked = "device is not an absolute path"
-        draft.note(f"device {_shown(value)} not carried over: it must be an absolute path such "
-                   "as /dev/usb/lp0; the entry is written commented out: fix device, then "
-                   "uncomment it")
-
-
-def _vidpid(value: str | None) -> tuple[str, str] | None:
-    """usbvidpid's idVendor and idProduct as written ('03f0', '2c17'); None if not such."""
-    found = _VIDPID_RE.fullmatch(value) if value is not None else None
-    return (found[1], found[2]) if found else None
-
-
-def _usbvidpid(draft: _Draft, value: str | None) -> tuple[str, str] | None:
-    vidpid = _vidpid(value)
-    if value is not None and vidpid is None:
-        draft.note(f"usbvidpid {_shown(value)} not carried over: p910nd's hotplug script "
-                   "writes idVendor/idProduct in hex, such as '03f0/2c17'; the entry keeps "
-                   "the device instead")
-    return vidpid
-
-
-def _match(draft: _Draft, vidpid: tuple[str, str], values: Mapping[str, str]) -> None:
-    """The printer by identity: a PRODUCT glob instead of the lp node."""
-    vid, pid = (f"{int(part, 16):x}" for part in vidpid)
-    draft.match = f"{vid}/{pid}/*"
-    device = values.get("device")
-    left = (f"; device {_shown(device)} is left out: lp numbers follow the order printers "
-            "are plugged in") if device is not None else ""
-    draft.note(f"usbvidpid {_shown(values['usbvidpid'])} carried over as match "
-               f"'{draft.match}': the service finds the printer by its USB vendor and "
-               f"product, whatever lp node it gets{left}")
-
-
-def _blob(values: Mapping[str, str], vidpid: tuple[str, str] | None,
-          driver_home: str) -> tuple[str, bool] | None:
-    """The file the hotplug script cats into the node, and whether driver_file names it (else
-    it is the name the script gives it: <driver_home>/<MFG>_<MDL>_<vid>_<pid>.bin, spaces
-    as _)."""
-    if values.get("driver_file"):
-        return values["driver_file"], True
-    mfg, mdl = values.get("mdns_mfg"), values.get("mdns_mdl")
-    if vidpid is None or not mfg or not mdl:
-        return None
-    name = f"{mfg}_{mdl}_{vidpid[0]}_{vidpid[1]}.bin".replace(" ", "_")
-    return f"{driver_home.removesuffix('/')}/{name}", False
-
-
-def _firmware(draft: _Draft, values: Mapping[str, str], vidpid: tuple[str, str] | None,
-              context: _Context) -> None:
-    """The hotplug script's blob becomes the printer's firmware only if the catalog says the
-    printer needs firmware (it pushed it to any printer, needed or not)."""
-    blob = _blob(values, vidpid, context.driver_home)
-    if blob is None:
-        return
-    path, named = blob
-    said = f"driver_file {_shown(path)}" if named else f"the hotplug script's driver file {path}"
-    there = context.present is None or path in context.present
-    if vidpid is None:
-        draft.note(f"{said} not carried over: p910nd's hotplug script pushes it only to a "
-                   "printer whose usbvidpid it matches, and this section has none")
-        return
-    product = (draft.match or "").removesuffix("/*")
-    entry = _catalog_entry(product, context.catalog)
-    if entry is None:
-        if named:
-            model = f" ({values['mdns_mdl']})" if values.get("mdns_mdl") else ""
-            draft.note(f"{said} not carried over: the printer does not need it: the firmware "
-                       f"catalog lists no firmware for {product}{model}, only printers "
-                       "that lose their firmware at every power-off (such as the LaserJet "
-                       "1018 and 1020), so the service pushes nothing to it; p910nd's hotplug "
-                       "script wrote a driver_file for every printer it saw, and pushed it "
-                       "at every plug if the file was there")
-        return
-    needs = (f"{entry.model} ({product}) needs firmware after every power-on (the "
-             f"catalog's file: {entry.file})")
-    if not path.startswith("/") or check_firmware(path) is not None:
-        draft.note(f"{said} not carried over: not an absolute path; the entry keeps firmware "
-                   f"auto: {needs}")
-        return
-    if not there:
-        if named:
-            draft.note(f"{said} is not there, so p910nd pushed nothing: the entry keeps "
-                       f"firmware auto: {needs}; copy {entry.file} to {OPENWRT_FIRMWARE_DIR}/ "
-                       "(`supervisorctl firmware` lists where the service looks)")
-        return
-    draft.firmware = path
-    draft.comments["firmware"] = "the blob p910nd's hotplug script pushed, where it lies"
-    where = posixpath.dirname(path) or "/"
-    draft.note(f"{said} carried over as firmware: {needs}; the service uses the file where it "
-               "lies, and pushes it only when the printer does not report firmware running, "
-               f"never during a job. {where} survives a sysupgrade only while "
-               f"/etc/sysupgrade.conf lists it (p910nd's hotplug script added "
-               f"{DRIVER_HOME_DEFAULT} there); or move the file to {OPENWRT_FIRMWARE_DIR}/, "
-               "which the package keeps, and set firmware to its name")
-
-
-def _catalog_entry(product: str, catalog: Sequence[FirmwareEntry]) -> FirmwareEntry | None:
-    """The catalog's entry for a vendor/product ("3f0/2b17"; its entries hold for any
-    bcdDevice)."""
-    wanted = product.split("/")[:2]
-    return next((e for e in catalog if e.product.split("/")[:2] == wanted), None)
-
-
-def _bidirectional(draft: _Draft, value: str | None, *, hotplug: bool) -> None:
-    parsed = uci_bool(value) if value is not None else False
-    if parsed is None:
-        draft.note(f"bidirectional {_shown(value or '')} is not a boolean: p910nd ran without "
-                   "-b, so the entry says bidirectional = false")
-        parsed = False
-    elif value is None:
-        draft.comments["bidirectional"] = "p910nd's default (no -b)"
-    elif hotplug:
-        # Written from bInterfaceProtocol (1: 0; 2, 3: 1); releases before 2024-03-31
-        # overwrote the user's value at every plug (openwrt/packages#23774).
-        draft.note(f"bidirectional {_shown(value)} carried over: p910nd ran "
-                   f"{'with' if parsed else 'without'} -b. Its hotplug script sets this option "
-                   "from the printer's USB interface protocol when it is unset (its first "
-                   "releases overwrote it at every plug), so it may not be the value you chose; "
-                   "the service never rewrites it: change it here if it is not what you want")
-    draft.bidirectional = parsed
-
-
-def _mdns(draft: _Draft, values: Mapping[str, str]) -> None:
-    """p910nd's mDNS options: on or off, its instance name (ty) and note carry over."""
-    if "mdns" in values:
-        draft.mdns = uci_bool(values["mdns"])
-        if draft.mdns is None:
-            draft.note(f"mdns {_shown(values['mdns'])} is not a boolean: p910nd did not "
-                       "advertise the printer, so the entry says mdns = false")
-            draft.mdns = False
-        draft.comments["mdns"] = "from p910nd's mdns option"
-    if not draft.mdns and "mdns" in values:
-        return
-    ty, note = values.get("mdns_ty"), values.get("mdns_note")
-    if ty is not None:
-        problem = check_mdns_name(ty)
-        if problem is None:
-            draft.mdns_name = ty
-            draft.comments["mdns_name"] = ("p910nd's mdns_ty: the name CUPS queues made from "
-                                           "its announcement use")
-        else:
-            draft.note(f"mdns_ty {_shown(ty)} not carried over: {problem}; the service "
-                       "announces the printer as \"<model> @ <host>\"")
-    if note is not None and _AUTO_NOTE_RE.fullmatch(note):
-        draft.note(f"mdns_note {_shown(note)} not carried over as location: p910nd's hotplug "
-                   "script wrote that text by itself, not where the printer is; set location "
-                   "(or [daemon] location) to say where it is")
-    elif note is not None:
-        problem = check_location(note)
-        if problem is None:
-            draft.location = note
-        else:
-            draft.note(f"mdns_note {_shown(note)} not carried over: {problem}")
-    read = [k for k in _MDNS_ID_KEYS if k in values]
-    if read:
-        draft.note(f"{', '.join(f'{k} {_shown(values[k])}' for k in read)} not carried over: "
-                   "the service announces the make, model and command set the printer "
-                   "itself reports (its IEEE-1284 ID), which is what CUPS picks drivers by")
-
-
-def _leftovers(draft: _Draft, values: Mapping[str, str]) -> None:
-    def shown(keys: Sequence[str]) -> str:
-        return ", ".join(f"{k} {_shown(values[k])}" for k in keys)
-
-    if "runas_root" in values:
-        draft.note(f"{shown(['runas_root'])} not carried over: the service runs as one user "
-                   "for all printers, chosen by its systemd unit or procd init script; that "
-                   "user needs write access to the printer nodes (group lp)")
-    unknown = [k for k in values if k != "runas_root"]
-    if unknown:
-        draft.note(f"{shown(unknown)} not carried over: not an option p910nd's init script "
-                   "reads, so p910nd ignored it too")
-
-
-def _sanitised(name: str) -> str | None:
-    lowered = name.lower()
-    if _NAME_RE.fullmatch(lowered):
-        return lowered
-    cleaned = re.sub(r"[^a-z0-9_-]+", "-", lowered).strip("-")
-    return cleaned or None
-
-
-def _name(drafts: Sequence[_Draft]) -> None:
+def _name(drafts: Sequence[Draft]) -> None:
     """Unique names, in file order (disabled entries too: they may be uncommented)."""
     taken: set[str] = set()
     for draft in drafts:
@@ -454,7 +145,7 @@ def _name(drafts: Sequence[_Draft]) -> None:
         taken.add(draft.name)
 
 
-def _settle_ports(drafts: Sequence[_Draft]) -> None:
+def _settle_ports(drafts: Sequence[Draft]) -> None:
     """One port per printer: active entries first, in file order, then disabled ones."""
     owner: dict[int, str] = {}
     for draft in sorted(drafts, key=lambda d: not d.active):
@@ -472,7 +163,7 @@ def _settle_ports(drafts: Sequence[_Draft]) -> None:
         owner[draft.port] = draft.name
 
 
-def _settle_devices(drafts: Sequence[_Draft]) -> None:
+def _settle_devices(drafts: Sequence[Draft]) -> None:
     """The service serves a node once: a second served entry for a node is commented out."""
     owner: dict[str, str] = {}
     for draft in sorted(drafts, key=lambda d: not d.active):
@@ -491,7 +182,7 @@ def _settle_devices(drafts: Sequence[_Draft]) -> None:
                        "place of that one")
 
 
-def _daemon_bind(drafts: Sequence[_Draft]) -> str | None:
+def _daemon_bind(drafts: Sequence[Draft]) -> str | None:
     """The address every served section bound to, if they agree; notes for every bind."""
     active = [d for d in drafts if d.active]
     wanted = {d.bind for d in active}
@@ -507,7 +198,7 @@ def _daemon_bind(drafts: Sequence[_Draft]) -> str | None:
             why = ("the entry is commented out, and bind is global in the service "
                    "([daemon] bind, every printer listens on the same addresses)")
         elif draft.bind == agreed:
-            draft.note(f"bind {_shown(draft.bind)} carried over as [daemon] bind = "
+            draft.note(f"bind {show_value(draft.bind)} carried over as [daemon] bind = "
                        f"[\"{draft.bind}\"]: the service's bind is global (every printer "
                        "listens on the same addresses), and every served section agreed")
             continue
@@ -517,7 +208,7 @@ def _daemon_bind(drafts: Sequence[_Draft]) -> str | None:
                    f"the same addresses), and the sections disagree ({said}); the default "
                    "[\"::\"] listens on all addresses: set [daemon] bind by hand, and use "
                    "allow to restrict who may print")
-        draft.note(f"bind {_shown(draft.bind)} not carried over: {why}")
+        draft.note(f"bind {show_value(draft.bind)} not carried over: {why}")
     return agreed
 
 
@@ -533,7 +224,7 @@ def _is_address(value: str) -> bool:
 # Rendering
 
 
-def _header(source: str, drafts: Sequence[_Draft]) -> list[str]:
+def _header(source: str, drafts: Sequence[Draft]) -> list[str]:
     served = sum(d.active for d in drafts)
     return [
         f"# printer-supervisor configuration converted from {source}",
@@ -544,7 +235,7 @@ def _header(source: str, drafts: Sequence[_Draft]) -> list[str]:
     ]
 
 
-def _daemon_table(bind: str | None, drafts: Sequence[_Draft], form: str) -> list[str]:
+def _daemon_table(bind: str | None, drafts: Sequence[Draft], form: str) -> list[str]:
     toml = form == "toml"
     lines = [
         "",
@@ -575,7 +266,7 @@ def _daemon_table(bind: str | None, drafts: Sequence[_Draft], form: str) -> list
     return lines
 
 
-def _entry(draft: _Draft, form: str) -> list[str]:
+def _entry(draft: Draft, form: str) -> list[str]:
     s = draft.section
     title = f"# {s.ref}, line {s.line}"
     if draft.blocked is not None:
@@ -608,7 +299,7 @@ def _entry(draft: _Draft, form: str) -> list[str]:
     return [title, *(body if draft.active else [f"#{line}" for line in body])]
 
 
-def _key(draft: _Draft, key: str, value: str, *, uci: bool = False) -> str:
+def _key(draft: Draft, key: str, value: str, *, uci: bool = False) -> str:
     comment = draft.comments.get(key)
     line = f"\toption {key} {value}" if uci else f"{key} = {value}"
     return line + (f"  # {comment}" if comment else "")
@@ -637,8 +328,3 @@ def _toml_string(value: str) -> str:
         else:
             out.append(char)
     return '"' + "".join(out) + '"'
-
-
-def _shown(value: str) -> str:
-    """A value as uci writes it: single-quoted, a quote inside as '\\''."""
-    return "'" + value.replace("'", "'\\''") + "'"
