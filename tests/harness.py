@@ -206,6 +206,23 @@ class ServiceThread:
         assert self._loop is not None and self.service is not None
         self._loop.call_soon_threadsafe(self.service.request_reload)
 
+    def rescan(self) -> None:
+        """What the periodic rescan does: look at the device tree, no event told of."""
+        assert self._loop is not None and self.service is not None
+        self._loop.call_soon_threadsafe(self.service._rescan_wanted.set)
+
+    def timers(self) -> list[float]:
+        """When each timer pending in the service's loop is due (loop time, which is
+        time.monotonic()), read in the loop itself."""
+        assert self._loop is not None
+        loop = self._loop
+
+        async def due() -> list[float]:
+            return sorted(handle.when() for handle in loop._scheduled  # type: ignore[attr-defined]
+                          if not handle.cancelled())
+
+        return asyncio.run_coroutine_threadsafe(due(), loop).result(WAIT_S)
+
     def request_stop(self) -> None:
         """What SIGTERM does: set the service's stop event, without waiting."""
         if self._loop is not None and self._stop is not None and not self.stopped:

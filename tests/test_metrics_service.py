@@ -23,6 +23,7 @@ from supervisor.publish.metricsfile import MetricsFile
 StartService = Callable[..., ServiceThread]
 BLOB = b"\x1b%-12345X@PJL ENTER LANGUAGE=ACL\r\n" + os.urandom(1000)
 LJ1018 = "hp-laserjet-1018"
+HOUR_S = 3600.0  # the longest timer of an idle service; the heartbeat
 
 
 def scrape(http_port: int) -> dict[str, float]:
@@ -209,9 +210,9 @@ def test_a_failed_write_leaves_no_temporary_file_and_recovers(tmp_path: Path) ->
     assert list((tmp_path / "dir").iterdir()) == []
 
 
-def test_the_file_is_refreshed_without_changes(tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(metricsfile, "REFRESH_S", 0.2)
+def test_a_heartbeat_rewrites_the_file_when_nothing_changes(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metricsfile, "HEARTBEAT_S", 0.2)
     monkeypatch.setattr(metricsfile, "MIN_INTERVAL_S", 0.0)
     path = tmp_path / "m.prom"
     count = 0
@@ -219,14 +220,84 @@ def test_the_file_is_refreshed_without_changes(tmp_path: Path,
     def render() -> str:
         nonlocal count
         count += 1
-        return f"uptime {count}\n"
+        return f"printer_supervisor_uptime_seconds {count}\n"
 
     async def main() -> None:
         writer = MetricsFile(path, render, on_error=lambda _: None)
         writer.start()
-        while count < 3:  # uptime, memory and CPU stay current
+        while writer.writes < 3:  # the heartbeat: uptime, memory and CPU as of now
             await asyncio.sleep(0.05)
-        assert path.read_text() == f"uptime {count}\n"  # the last render is on disk
+        assert path.read_text() == f"printer_supervisor_uptime_seconds {count}\n"
         await writer.close()
 
     asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_values_that_change_by_themselves_are_no_reason_to_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uptime, memory, CPU and the hourly rescans' count wait for the heartbeat or a change."""
+    monkeypatch.setattr(metricsfile, "MIN_INTERVAL_S", 0.0)
+    path = tmp_path / "m.prom"
+    jobs, ticks = 0, 0
+
+    def render() -> str:
+        nonlocal ticks
+        ticks += 1
+        changing = "".join(f"printer_supervisor_{name} {ticks}\n" for name in (
+            "uptime_seconds", "resident_memory_bytes", "cpu_seconds_total", "reconciles_total"))
+        return changing + f'printer_supervisor_jobs_finished_total{{printer="lp"}} {jobs}\n'
+
+    async def turns(count: int = 5) -> None:  # a change is looked at within a loop turn or two
+        for _ in range(count):
+            await asyncio.sleep(0)
+
+    async def main() -> None:
+        nonlocal jobs
+        writer = MetricsFile(path, render, on_error=lambda _: None)
+        writer.start()
+        inode = path.stat().st_ino
+        for _ in range(3):
+            writer.changed()
+            await turns()
+        assert ticks == 4, "each change was looked at"
+        assert writer.writes == 1 and path.stat().st_ino == inode
+        jobs = 1
+        writer.changed()
+        await turns()
+        assert writer.writes == 2
+        assert 'jobs_finished_total{printer="lp"} 1\n' in path.read_text()
+        assert f"printer_supervisor_uptime_seconds {ticks}\n" in path.read_text()
+        await writer.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_the_service_leaves_the_textfile_alone_until_a_value_changes(
+        printer: VirtualPrinter, start_service: StartService, tmp_path: Path) -> None:
+    """A rescan that finds nothing new (the hourly one) writes nothing; a job is written at once;
+    the next write while nothing happens is the heartbeat, an hour away."""
+    port, textfile = free_port(), tmp_path / "textfile" / "printer_supervisor.prom"
+    textfile.parent.mkdir()
+    started = time.monotonic()
+    service = start_service([{"name": "lp", "device": str(printer.path), "port": port}],
+                            metrics_file=str(textfile))
+    owner = service.service
+    assert owner is not None and owner.metrics_file is not None
+    writer = owner.metrics_file
+    service.log.wait_for("listener_started")
+
+    def settled() -> bool:  # every timer an hour away: no write pending
+        return all(due - started >= HOUR_S for due in service.timers())
+
+    wait_until(settled, what="no write pending after the start")
+    before = (writer.writes, textfile.stat().st_ino, textfile.read_text())
+    for _ in range(3):
+        reconciles = owner.reconciles
+        service.rescan()
+        wait_until(lambda: owner.reconciles > reconciles and settled(),  # noqa: B023
+                   what="a rescan, and what it changed looked at")
+    assert (writer.writes, textfile.stat().st_ino, textfile.read_text()) == before
+    send_job(port, b"counted")
+    wait_until(lambda: 'printer_supervisor_jobs_finished_total{printer="lp"} 1\n'
+               in textfile.read_text(), what="the job in the textfile")
+    assert writer.writes > before[0]
