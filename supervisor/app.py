@@ -45,7 +45,8 @@ RESCAN_SETTLE_S: Final = 0.01  # events this close together make one rescan
 NODE_POLL_S: Final = 0.1  # a printer seen without its lp node is looked at again this often
 NODE_WAIT_S: Final = 10.0  # ...for this long after it was first seen
 BACKGROUND_STOP_S: Final = 2.0  # cancelled loops end at once; this bounds a bug
-PERIODIC_RESCAN_S: Final = 300.0  # a safety net should events be lost without a trace
+#: The safety net for events lost without a trace, once an hour (see `_rescan_loop`).
+PERIODIC_RESCAN_S: Final = 3600.0
 
 log = get_logger("supervisor")
 
@@ -215,6 +216,22 @@ class Service:
         self._metrics_changed()
 
     async def _rescan_loop(self) -> None:
+        """Rescan after each event (a burst makes one), while a node is awaited, and hourly.
+
+        Where events can be missed, and what covers it:
+        - netlink (udev, kernel): the kernel drops events on a full socket buffer, and says so
+          (ENOBUFS: `hotplug_events_lost`, a rescan at once: MonitorSource's `lost`).
+        - notify (OpenWrt's hotplug shim, `event_source = "none"`): a notify while the service
+          is down is covered by the scan at start; a notify that failed while it runs (the
+          client's 2 s timeout on a busy router) is only in logd, and only the periodic
+          rescan finds what it said. usblp detaching a printer removes its node, which the shim
+          passes on: no state change comes without an event.
+        - a printer seen before its lp node exists (the USB device's event comes first) is
+          looked at every NODE_POLL_S for NODE_WAIT_S: right after an event, never while idle.
+        So the periodic rescan is a net under notifies lost without a trace (and bugs), not how
+        changes are found: hourly, the only timer of an idle service with neither a watchdog
+        nor a metrics file (whose heartbeat is hourly too).
+        """
         while True:
             try:
                 timeout = NODE_POLL_S if self._waiting_for_nodes() else PERIODIC_RESCAN_S

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from harness import ON_CI, Log, request, service_process, wait_until
+from harness import ON_CI, Log, ServiceThread, request, service_process, wait_until
 
 from supervisor.lab.netlab import BROWSE_S, PACKAGES, SERVICE, Lab, missing_tools, unescape
 from supervisor.lab.virtual import FakeSysfs, VirtualUsbPrinter
@@ -277,6 +277,47 @@ def test_announcements_come_back_after_avahi_restarts(lab: Lab, stage: Stage) ->
         wait_until(lambda: seen(lab, "Phoenix"), 20, "Phoenix back after avahi's restart")
         stage.log.wait_for("mdns_announced", count=2, printer="phoenix")
         assert proc.poll() is None
+
+
+def test_avahi_coming_later_is_heard_on_the_bus_not_polled(
+        lab: Lab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The service on a system bus without avahi-daemon: one search, then it waits on the bus's
+    NameOwnerChanged with no timer at all; avahi starting is announced through it.
+
+    The service runs in this process (its loop and counters in reach), on srv's bus through
+    srv's mount namespace (/proc/PID/root); avahi announces on srv's link as ever."""
+    assert lab.srv is not None
+    bus = f"/proc/{lab.srv.holder.pid}/root/run/dbus/system_bus_socket"
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={bus}")
+    sysfs = FakeSysfs(tmp_path / "sys")
+    usb = VirtualUsbPrinter(sysfs, tmp_path / "dev", port_path="2-1", serial="LATE1", lp="lp0")
+    usb.plug()
+    lab.srv.stop_avahi()
+    started = time.monotonic()
+    service = ServiceThread(tmp_path, [{"name": "late", "serial": "LATE1", "firmware": "none",
+                                        "mdns_name": "Late Comer", "allow": ["127.0.0.0/8"]}],
+                            bind=["::"], mdns="avahi")
+    try:
+        service.start()
+        owner = service.service
+        assert owner is not None
+        unavailable = service.log.wait_for("mdns_unavailable")
+        assert unavailable["tried"][0].startswith("avahi: avahi-daemon is not on the system bus")
+        wait_until(lambda: all(due - started >= 3600 for due in service.timers()),
+                   what="no timer sooner than the hour")
+        assert owner.announcer.searches == 1 and owner.announcer.retry_s is None
+        monkeypatch.delenv("DBUS_SYSTEM_BUS_ADDRESS")  # avahi inherits it, and is not root
+        lab.srv.start_avahi()
+        service.log.wait_for("mdns_announced", printer="late", timeout_s=20)
+        assert owner.announcer.searches == 1, "found through the signal, not a search"
+        assert service.status()["daemon"]["mdns"] == "avahi"
+        wait_until(lambda: seen(lab, "Late Comer"), 20, "Late Comer on cli")
+    finally:
+        service.stop()
+        usb.close()
+        if lab.srv.avahi is None:
+            monkeypatch.delenv("DBUS_SYSTEM_BUS_ADDRESS", raising=False)
+            lab.srv.start_avahi()
 
 
 def test_not_announced_while_its_port_is_taken_or_mdns_is_off(lab: Lab, stage: Stage) -> None:

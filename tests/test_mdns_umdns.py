@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -183,25 +184,87 @@ def test_stopping_removes_the_file_and_a_stale_one_is_replaced_at_start(
     assert service.log.events("mdns_withdrawn", printer="lj", reason="service stopping")
 
 
-def test_umdns_starting_later_is_picked_up(
+def test_umdns_is_looked_for_when_a_printer_comes_on_a_reload_and_hourly_never_polled(
         start_service: StartService, ubus: Ubus, umdns_dir: Path,
-        make_usb: Callable[..., VirtualUsbPrinter], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(announcer, "RETRY_FIRST_S", 0.05)
-    monkeypatch.setattr(announcer, "RETRY_MAX_S", 0.1)
-    ubus.up.unlink()  # umdns is not running yet
-    make_usb().plug()
-    service = start(start_service, umdns_dir, [{"name": "lj", "match": "3f0/4117/*"}],
+        make_usb: Callable[..., VirtualUsbPrinter]) -> None:
+    """umdns cannot say when it comes: it is looked for again when a printer becomes ready (not
+    for a job), on a reload, and otherwise after an hour, with no timer sooner than that."""
+    ubus.up.unlink()  # umdns is not running (not installed, or not yet)
+    first = make_usb(port_path="2-1", lp="lp0", serial="FIRST1")
+    first.plug()
+    port = free_port()
+    started = time.monotonic()
+    service = start(start_service, umdns_dir, [{"name": "first", "serial": "FIRST1",
+                                                "port": port},
+                                               {"name": "second", "serial": "SECOND2"}],
                     mdns="auto")
     owner = service.service
     assert owner is not None
-    wait_until(lambda: owner.announcer.searches >= 3, what="a few searches")
-    (unavailable,) = service.log.events("mdns_unavailable")
+    finder = owner.announcer
+
+    def hour_away() -> bool:
+        return all(due - started >= 3600 for due in service.timers())
+
+    service.log.wait_for("mdns_unavailable")
+    wait_until(hour_away, what="every timer an hour away")
+    assert finder.retry_s == announcer.RETRY_MAX_S == 3600
+    searched = finder.searches  # 1, or 2 had the first search come before the port listened
+    assert searched <= 2
+
+    send_job(port, b"a job changes states, not what is announced")
+    service.log.wait_for("job_finished")
+    wait_until(hour_away, what="every timer an hour away")
+    assert finder.searches == searched
+
+    second = make_usb(port_path="2-2", lp="lp1", serial="SECOND2")
+    for env in second.plug():
+        service.notify(env)
+    service.wait_state("second", "ready")
+    wait_until(lambda: ubus.calls().count("-t 5 list umdns") == searched + 1,
+               what="a search for the new printer")
+    wait_until(hour_away, what="every timer an hour away again")
+    assert finder.searches == searched + 1
+    (unavailable,) = service.log.events("mdns_unavailable")  # said once
     assert any("umdns is not running" in t for t in unavailable["tried"])
     assert any(t.startswith("avahi: no system bus") for t in unavailable["tried"])
     assert service.status()["daemon"]["mdns"] == "unavailable"
-    ubus.up.touch()
-    service.log.wait_for("mdns_announced", printer="lj")
+
+    ubus.up.touch()  # umdns started: a reload tells the service at once
+    service.reload()
+    service.log.wait_for("mdns_announced", printer="first")
+    service.log.wait_for("mdns_announced", printer="second")
+    assert finder.searches == searched + 2
     assert service.status()["daemon"]["mdns"] == "umdns"
+
+
+def test_triggers_in_a_row_make_one_search_trigger_min_s_after_the_last(
+        start_service: StartService, ubus: Ubus, umdns_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        make_usb: Callable[..., VirtualUsbPrinter]) -> None:
+    """Printers plugged one after another and reloads in a row wait for one search, due
+    TRIGGER_MIN_S after the last one (made long here, so that it is seen waiting)."""
+    monkeypatch.setattr(announcer, "TRIGGER_MIN_S", 1000.0, raising=False)
+    ubus.up.unlink()
+    started = time.monotonic()
+    service = start(start_service, umdns_dir,
+                    [{"name": f"p{n}", "serial": f"MANY{n}"} for n in range(3)], mdns="umdns")
+    owner = service.service
+    assert owner is not None
+    service.log.wait_for("mdns_unavailable")
+    for n in range(3):
+        usb = make_usb(port_path=f"2-{n + 1}", lp=f"lp{n}", serial=f"MANY{n}")
+        for env in usb.plug():
+            service.notify(env)
+        service.reload()
+    service.log.wait_for("config_reloaded", count=3)
+    service.log.wait_for("listener_started", count=3)
+
+    def soon() -> list[float]:  # timers due before the hour: the pending search
+        return [due - started for due in service.timers() if due - started < 3600]
+
+    (due,) = wait_until(soon, what="a search waiting for TRIGGER_MIN_S")
+    assert 1000 <= due < 1000 + (time.monotonic() - started)
+    assert owner.announcer.searches == 1
+    assert ubus.calls() == ["-t 5 list umdns"]
 
 
 def test_without_any_responder_it_prints_and_says_so_once(

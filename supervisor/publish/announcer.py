@@ -3,8 +3,17 @@
 It finds a responder (`[daemon] mdns`: avahi, umdns, or auto = avahi, else umdns), then
 reconciles on every status change: the wanted set is computed afresh from the printers (level,
 not edge), and the responder adds what is new and withdraws what went. Without a responder it
-says so once (`mdns_unavailable`), keeps printing, and looks again with a growing pause; a
-responder that goes away (avahi restarting, the bus gone) is waited for the same way.
+says so once (`mdns_unavailable`) and keeps printing.
+
+Idle, it never polls (a router sleeps 99 % of the day). A responder that can say when it comes
+is listened to: on a system bus without avahi-daemon, the bus's NameOwnerChanged for avahi
+(also how a present avahi's restart is seen). One that cannot (umdns, which has no signal a
+service user may hear; a system bus that is not there) is looked for again when a printer
+becomes announceable, on a reload, and otherwise once an hour (RETRY_MAX_S). A search is never
+repeated within TRIGGER_MIN_S, so a flapping printer cannot make a storm of them. Only right
+after a responder was lost (it is likely restarting) are the first pauses short, doubling from
+RETRY_FIRST_S up to the hour. A present umdns is never polled either: a failed `reload` is how
+its loss is found.
 """
 
 from __future__ import annotations
@@ -20,11 +29,12 @@ from typing import Final
 from supervisor.config.settings import DaemonSettings
 from supervisor.core.announce import SERVICE_TYPE, Announcement, Subject, plan
 from supervisor.observe.log import get_logger
-from supervisor.publish.responder import Responder, ResponderLost, Unavailable
+from supervisor.publish.responder import Responder, ResponderLost, Unavailable, Watching
 from supervisor.publish.umdns import UMDNS_DIR, Umdns
 
-RETRY_FIRST_S: Final = 2.0  # looking for a responder again: first pause...
-RETRY_MAX_S: Final = 60.0  # ...doubling up to this
+RETRY_FIRST_S: Final = 2.0  # a responder lost (restarting?) is looked for after this...
+RETRY_MAX_S: Final = 3600.0  # ...doubling up to this, the pause while nothing happens
+TRIGGER_MIN_S: Final = 5.0  # a printer's change or a reload searches at most this often
 CLOSE_TIMEOUT_S: Final = 3.0  # withdrawing everything at shutdown
 DEFAULT_SYSTEM_BUS: Final = "/var/run/dbus/system_bus_socket"
 
@@ -35,7 +45,12 @@ class _Changed:
     """The printers changed: compute the wanted set again."""
 
 
+class _Reloaded:
+    """A reload that kept the mode: announce to match, or look for a responder at once."""
+
+
 CHANGED: Final = _Changed()
+RELOADED: Final = _Reloaded()
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,7 @@ class Announcer:
         self.names: dict[str, str] = {}  # printer → the name it is announced under now
         self.responder: str | None = None  # the responder in use, while it is reachable
         self.searches = 0  # how often a responder was looked for
+        self.retry_s: float | None = None  # the pause before the next search, while searching
         self._bind = daemon.bind
         self._subjects = subjects
         self._umdns_dir = umdns_dir
@@ -59,6 +75,8 @@ class Announcer:
         self._current: Responder | None = None
         self._said_unavailable = False
         self._task: asyncio.Task[None] | None = None
+        self._searched = float("-inf")  # loop time of the last search
+        self._searched_for: list[Subject] = []  # what was to be announced then
 
     @property
     def state(self) -> str:
@@ -76,12 +94,13 @@ class Announcer:
         self._events.put_nowait(CHANGED)
 
     def reconfigure(self, daemon: DaemonSettings) -> None:
-        """A reload: a new mode or bind list means finding the responder again."""
+        """A reload: a new mode or bind list means finding the responder again; without a
+        responder, any reload looks for one (`reload` after starting umdns announces at once)."""
         if (daemon.mdns, daemon.bind) != (self.mode, self._bind):
             self.mode, self._bind = daemon.mdns, daemon.bind
             self._events.put_nowait(_Reconfigured())
         else:
-            self.changed()
+            self._events.put_nowait(RELOADED)
 
     async def close(self) -> None:
         """Stop, withdrawing every announcement (avahi would on our exit anyway; umdns not)."""
@@ -97,39 +116,71 @@ class Announcer:
         except Exception as exc:  # the responder went at the same time: nothing to withdraw
             log.warning("mdns_failed", error=f"withdrawing at shutdown: {exc!r}")
 
-    # -- the loop ----------------------------------------------------------------------------
+    # -- the loop ---------------------------------------------------------------------------
     async def _run(self) -> None:
-        pause = RETRY_FIRST_S
+        # At start a responder is there, or says when it comes (avahi on the bus), or is most
+        # likely not installed at all: no quick retries then, only triggers and the hour.
+        pause = RETRY_MAX_S
         while True:
-            responder = await self._find() if self.mode != "off" else None
-            if responder is None:
-                await self._idle(None if self.mode == "off" else pause)
-                pause = min(pause * 2, RETRY_MAX_S)
+            if self.mode == "off":
+                await self._idle(None)
                 continue
-            pause = RETRY_FIRST_S
-            await self._serve(responder)
+            responder = await self._find()
+            if responder is None:
+                if await self._idle(pause):
+                    pause = min(pause * 2, RETRY_MAX_S)
+                continue
+            lost = await self._serve(responder)
+            pause = RETRY_FIRST_S if lost else RETRY_MAX_S
 
-    async def _idle(self, timeout_s: float | None) -> None:
-        """Wait for the next search: the pause, or a reload that changes the mode."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout_s):
-                while not isinstance(await self._events.get(), _Reconfigured):
-                    pass
+    async def _idle(self, pause_s: float | None) -> bool:
+        """Wait for the next search: True when it is `pause_s` since the last one; False when
+        sooner, for a trigger (a printer to announce that was not at the last search, or a
+        reload: never within TRIGGER_MIN_S of the last search) or a reload changing the mode."""
+        loop = asyncio.get_running_loop()
+        self.retry_s = pause_s
+        due = None if pause_s is None else self._searched + pause_s
+        try:
+            while True:
+                async with asyncio.timeout_at(due):
+                    event = await self._events.get()
+                if isinstance(event, _Reconfigured):
+                    return False
+                if self.mode != "off" and (event is RELOADED or (
+                        event is CHANGED and self._subjects() != self._searched_for)):
+                    soon = max(loop.time(), self._searched + TRIGGER_MIN_S)
+                    if due is None or soon < due:
+                        due, pause_s = soon, None
+        except TimeoutError:
+            return pause_s is not None
+        finally:
+            self.retry_s = None
 
     async def _find(self) -> Responder | None:
+        """The first responder present; else one that will say when it comes (avahi on a bus
+        it is not on), or None."""
         self.searches += 1
+        self._searched = asyncio.get_running_loop().time()
+        self._searched_for = self._subjects()
         tried: list[str] = []
+        watching: Responder | None = None
         for kind in ("avahi", "umdns") if self.mode == "auto" else (self.mode,):
             try:
                 responder = self._responder(kind)
                 await responder.connect()
+            except Watching as exc:
+                tried.append(f"{kind}: {exc}")
+                watching = watching or responder
+                continue
             except Unavailable as exc:
                 tried.append(f"{kind}: {exc}")
                 continue
+            if watching is not None:
+                await watching.close("another responder is there")
             self.available(kind, responder.host)
             return responder
         self.unavailable(tried)
-        return None
+        return watching
 
     def _responder(self, kind: str) -> Responder:
         if kind == "avahi":
@@ -141,8 +192,8 @@ class Announcer:
             return Avahi(self, self._events, self._bind)
         return Umdns(self, self._umdns_dir)
 
-    async def _serve(self, responder: Responder) -> None:
-        """Reconcile on every change until the responder is lost or the mode changes."""
+    async def _serve(self, responder: Responder) -> bool:
+        """Reconcile on every change until the responder is lost (True) or the mode changes."""
         self._current = responder
         try:
             await responder.apply(self._wanted(responder.host))
@@ -152,15 +203,16 @@ class Announcer:
                     await responder.close("mDNS reconfigured")
                     self.responder = None
                     self._current = None
-                    return
+                    return False
                 if isinstance(event, ResponderLost):
                     raise event
-                if event is CHANGED or await responder.handle(event):
+                if event is CHANGED or event is RELOADED or await responder.handle(event):
                     await responder.apply(self._wanted(responder.host))
         except asyncio.CancelledError:
             raise  # close() withdraws what `_current` holds
         except Exception as exc:  # the responder went, or a bug: printing is never affected
             await self._lost(responder, exc)
+            return True
 
     async def _lost(self, responder: Responder, exc: Exception) -> None:
         reason = str(exc) if isinstance(exc, ResponderLost) else repr(exc)

@@ -2,8 +2,10 @@
 
 avahi frees the groups of a client whose bus connection goes away, so a SIGKILLed service is
 withdrawn without doing anything; after an avahi restart (NameOwnerChanged) everything is
-registered again. Name clashes, local (AddService's CollisionError) or with another host
-(the group's StateChanged COLLISION), are resolved with avahi's alternative name ("… #2").
+registered again. On a bus avahi is not on, the connection stays open and that same signal
+says when it comes: nothing is polled. Name clashes, local (AddService's CollisionError) or
+with another host (the group's StateChanged COLLISION), are resolved with avahi's alternative
+name ("… #2").
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from jeepney.bus_messages import MatchRule
 from jeepney.io.asyncio import DBusConnection, open_dbus_connection
 
 from supervisor.core.announce import SERVICE_TYPE, Announcement
-from supervisor.publish.responder import Report, ResponderLost, Unavailable
+from supervisor.publish.responder import Report, ResponderLost, Unavailable, Watching
 
 AVAHI: Final = "org.freedesktop.Avahi"
 SERVER: Final = DBusAddress("/", AVAHI, "org.freedesktop.Avahi.Server")
@@ -103,10 +105,15 @@ class _Bus:
             self._on_closed()
 
     async def close(self) -> None:
+        self._on_closed = _nothing  # hung up on purpose: no one is to hear of a lost bus
         self._reader.cancel()
         await asyncio.gather(self._reader, return_exceptions=True)
         with contextlib.suppress(OSError):
             await self._conn.close()
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass
@@ -121,9 +128,11 @@ class _Group:
 
 @dataclass(frozen=True)
 class OwnerChanged:
-    """avahi-daemon left the bus (`present` False) or came (back)."""
+    """avahi-daemon left the bus (`present` False) or came (back; `replaced`: in one step
+    from another owner)."""
 
     present: bool
+    replaced: bool = False
 
 
 @dataclass(frozen=True)
@@ -150,7 +159,8 @@ class Avahi:
 
     # -- connection --------------------------------------------------------------------------
     async def connect(self) -> None:
-        """Reach avahi-daemon on the system bus, or raise Unavailable saying why not."""
+        """Reach avahi-daemon on the system bus, or raise Unavailable saying why not: Watching
+        when the bus is there and avahi not, the connection kept to hear when it comes."""
         address = find_system_bus()
         if not os.path.exists(address):
             raise Unavailable(f"no system bus at {address}")
@@ -161,15 +171,16 @@ class Avahi:
             raise Unavailable(f"cannot connect to the system bus at {address}: {exc}") from None
         self._bus = _Bus(conn, self._signal, self._closed)
         try:
-            await self._subscribe()
+            await self._subscribe()  # first: avahi coming meanwhile is heard
             (present,) = await self._bus.call(BUS, "NameHasOwner", "s", (AVAHI,))
-            if not present:
-                raise Unavailable("avahi-daemon is not on the system bus")
-            (self.host,) = await self._bus.call(SERVER, "GetHostName")
-        except (BusError, ResponderLost, Unavailable) as exc:
+            if present:
+                (self.host,) = await self._bus.call(SERVER, "GetHostName")
+        except (BusError, ResponderLost) as exc:
             await self._bus.close()
             self._bus = None
             raise Unavailable(str(exc)) from None
+        if not present:
+            raise Watching("avahi-daemon is not on the system bus; announcing when it comes")
         self._present = True
 
     async def _subscribe(self) -> None:
@@ -187,7 +198,8 @@ class Avahi:
         fields = message.header.fields
         member, interface = fields.get(HeaderFields.member), fields.get(HeaderFields.interface)
         if member == "NameOwnerChanged" and message.body and message.body[0] == AVAHI:
-            self._events.put_nowait(OwnerChanged(present=bool(message.body[2])))
+            self._events.put_nowait(OwnerChanged(present=bool(message.body[2]),
+                                                 replaced=bool(message.body[1])))
         elif member == "StateChanged" and interface == GROUP_INTERFACE:
             self._events.put_nowait(GroupState(str(fields.get(HeaderFields.path)),
                                                int(message.body[0]), str(message.body[1])))
@@ -232,6 +244,8 @@ class Avahi:
                 self._report.unavailable(["avahi: avahi-daemon left the system bus; waiting "
                                           "for it to come back"])
                 return False
+            if self._present and not event.replaced:
+                return False  # its coming, seen by connect() already
             assert self._bus is not None
             self._groups.clear()  # whatever we held belonged to the avahi that left
             (self.host,) = await self._bus.call(SERVER, "GetHostName")

@@ -12,6 +12,11 @@ class Unavailable(Exception):
     """This responder cannot be reached now; the message says what was tried."""
 
 
+class Watching(Unavailable):
+    """Not there now, but the responder will say when it comes: its connection stays open
+    (avahi's NameOwnerChanged on a system bus it is not on)."""
+
+
 class ResponderLost(Exception):
     """A responder that was reachable is no longer (its daemon or bus went away)."""
 

@@ -307,10 +307,12 @@ class Forwarder:
         if data:
             waiting.sent = True
             self._someone_sent.set()
-            return True
-        self._drop(waiting)
-        self._folded.log("debug", "client_probe", waiting.host, client=waiting.client,
-                         seconds=round(time.monotonic() - waiting.accepted, 3))
+        else:
+            self._drop(waiting)
+            self._folded.log("debug", "client_probe", waiting.host, client=waiting.client,
+                             seconds=round(time.monotonic() - waiting.accepted, 3))
+        if not any(not w.sent for w in self._waiting):
+            self._new_waiting.set()  # no deadline left: the idle sweep drops its timer
         return True
 
     def _drop(self, waiting: Waiting) -> None:
