@@ -106,17 +106,25 @@ def test_a_reload_mid_job_retires_the_old_listeners_and_applies_the_new_allow(
     assert "listener_started" not in events[stopping:]
 
 
-def test_a_reload_hands_waiting_clients_to_the_successor_in_their_order(
-        start_service: Callable[..., ServiceThread],
-        make_printer: Callable[..., VirtualPrinter]) -> None:
+def mid_job(start_service: Callable[..., ServiceThread],
+            make_printer: Callable[..., VirtualPrinter], first: bytes,
+            ) -> tuple[ServiceThread, VirtualPrinter, int, socket.socket]:
+    """A printer "lp" in the middle of a job whose `first` bytes are on paper."""
     printer = make_printer()
     port = free_port()
     service = start_service([{"name": "lp", "device": str(printer.path), "port": port}],
                             grace_s=30.0)
     service.log.wait_for("listener_started")
-    running = connect(port)
-    running.sendall(b"1")
-    printer.wait_for_bytes(1)
+    conn = connect(port)
+    conn.sendall(first)
+    printer.wait_for_bytes(len(first))
+    return service, printer, port, conn
+
+
+def test_a_reload_hands_waiting_clients_to_the_successor_in_their_order(
+        start_service: Callable[..., ServiceThread],
+        make_printer: Callable[..., VirtualPrinter]) -> None:
+    service, printer, port, running = mid_job(start_service, make_printer, b"1")
     waiting = [connect(port) for _ in range(3)]
     for n, conn in enumerate(waiting, start=2):
         conn.sendall(str(n).encode())
@@ -137,14 +145,7 @@ def test_a_reload_hands_waiting_clients_to_the_successor_in_their_order(
 def test_a_job_ending_after_its_printer_was_retired_starts_no_listener(
         during: str, start_service: Callable[..., ServiceThread],
         make_printer: Callable[..., VirtualPrinter]) -> None:
-    printer = make_printer()
-    port = free_port()
-    service = start_service([{"name": "lp", "device": str(printer.path), "port": port}],
-                            grace_s=30.0)
-    service.log.wait_for("listener_started")
-    conn = connect(port)
-    conn.sendall(b"job, ")
-    printer.wait_for_bytes(5)
+    service, printer, _port, conn = mid_job(start_service, make_printer, b"job, ")
     if during == "reload":
         service.config.write_text(service.config.read_text().replace(
             'name = "lp"', 'name = "other"'), encoding="utf-8")  # lp removed, other added
