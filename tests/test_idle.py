@@ -15,7 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from harness import ServiceThread, free_port, request, send_job, service_process, wait_until
+from harness import (
+    ServiceThread,
+    free_base_port,
+    free_port,
+    request,
+    send_job,
+    service_process,
+    wait_until,
+)
 
 from supervisor.lab.virtual import VirtualUsbPrinter
 
@@ -43,7 +51,8 @@ def test_no_timer_is_due_within_the_hour_while_idle(
     daemon = {key: str(tmp_path / value) for key, value in extras.items()}
     make_usb(port_path="2-1", lp="lp0", serial="IDLE1").plug()
     make_usb(port_path="2-2", lp="lp1", serial="IDLE2").plug()
-    port = free_port()
+    # 0.0.0.0 clashes with any local port, a client's included: one below the ephemeral range.
+    port = free_base_port(1)
     started = time.monotonic()
     service = start_service([{"name": "one", "serial": "IDLE1", "firmware": "none",
                               "port": port},
@@ -51,6 +60,7 @@ def test_no_timer_is_due_within_the_hour_while_idle(
                             mdns="auto", bind=["0.0.0.0"], **daemon)
     service.wait_state("one", "ready")
     service.wait_state("two", "ready")
+    service.log.wait_for("listener_started", port=port)  # ready comes first, then the bind
     service.log.wait_for("mdns_unavailable")
     with socket.create_connection(("127.0.0.1", port)) as client:  # waits before it sends:
         wait_until(lambda: service.status("one")["queued"] == 1,  # the idle sweep's deadline
@@ -135,6 +145,7 @@ def test_the_state_dir_is_written_only_for_a_new_printer(
     service = start_service([{"name": "known", "serial": "KNOWN1", "firmware": "none",
                               "port": port}], auto=True)
     service.wait_state("known", "ready")
+    service.log.wait_for("listener_started")  # ready comes first, then the bind
     assert "KNOWN1" in (state / "ports.json").read_text()
     before = _files(state)
 
