@@ -168,6 +168,7 @@ def test_a_node_replaced_by_a_file_is_not_written_nor_read_back(
     service = start_service([{"name": "lp", "device": str(link), "port": port,
                               "bidirectional": True}])
     service.wait_state("lp", "ready")
+    service.log.wait_for("listener_started")  # ready comes first, then the bind
     send_job(port, b"first")
     assert printer.wait_for_bytes(5) == b"first"
 
