@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from harness import ServiceThread
+from harness import ServiceThread, Ubus
 
 from supervisor.lab.virtual import FakeSysfs, VirtualPrinter, VirtualUsbPrinter
 
@@ -65,3 +65,20 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceThread]]:
     yield start
     for service in services:
         service.stop()
+
+
+# -- umdns's `ubus`, as OpenWrt answers it (umdns cannot run here) -----------------------------
+@pytest.fixture
+def umdns_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "etc-umdns"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def ubus(tmp_path: Path, umdns_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Ubus:
+    stand_in = Ubus(tmp_path, umdns_dir)
+    monkeypatch.setenv("PATH", f"{stand_in.bin}:/usr/bin:/bin")
+    # No system bus: `auto` must not find the machine's avahi (if it has one).
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
+    return stand_in

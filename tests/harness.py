@@ -314,3 +314,36 @@ def as_nobody(work: Callable[[], str], groups: Sequence[int] = ()) -> str:
         answer = result.read().decode()
     os.waitpid(pid, 0)
     return answer
+
+
+class Ubus:
+    """A `ubus` on PATH that records its arguments; umdns is "running" while `up` exists."""
+
+    def __init__(self, root: Path, umdns_dir: Path) -> None:
+        self.bin = root / "bin"
+        self.bin.mkdir()
+        self.log, self.snapshots, self.up = root / "ubus.log", root / "umdns.snap", root / "up"
+        script = self.bin / "ubus"
+        script.write_text(f"""#!/bin/sh
+printf '%s\\n' "$*" >> '{self.log}'
+case "$*" in
+  *"list umdns") [ -e '{self.up}' ] && {{ echo umdns; exit 0; }}
+                 echo 'Command failed: Not found' >&2; exit 4 ;;
+  *"call umdns reload") [ -e '{self.up}' ] || exit 4
+                 {{ cat '{umdns_dir}/printer-supervisor.json' 2>/dev/null || echo none; echo ---
+                 }} >> '{self.snapshots}'; exit 0 ;;
+esac
+exit 2
+""", encoding="utf-8")
+        script.chmod(0o755)
+        self.up.touch()
+
+    def calls(self) -> list[str]:
+        return self.log.read_text().splitlines() if self.log.exists() else []
+
+    def files(self) -> list[Any]:
+        """What the file held at each reload (None: no file)."""
+        if not self.snapshots.exists():
+            return []
+        chunks = self.snapshots.read_text().split("---\n")[:-1]
+        return [None if c.strip() == "none" else json.loads(c) for c in chunks]

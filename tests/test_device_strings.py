@@ -10,8 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from harness import ServiceThread, wait_until
-from test_mdns_umdns import Ubus
+from harness import ServiceThread, Ubus, wait_until
 
 from supervisor.core.devices import (
     DEVICE_ID_MAX_CHARS,
@@ -68,22 +67,6 @@ HOSTILE_PRODUCT = b"<script>'x'</script>\x1b[31mRED\x7f\xfe" + b"Z" * 5000 + b"\
 
 def hostile_serial(n: int) -> bytes:
     return b"SN\x00\x1b[2J\n" + str(n).encode() + b"\xff\n"
-
-
-@pytest.fixture
-def umdns_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "etc-umdns"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def ubus(tmp_path: Path, umdns_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Ubus]:
-    """umdns's `ubus` stand-in: names are computed and handed over, never sent to a network."""
-    stand_in = Ubus(tmp_path, umdns_dir)
-    monkeypatch.setenv("PATH", f"{stand_in.bin}:/usr/bin:/bin")
-    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
-    yield stand_in
 
 
 def plug_hostile(make_usb: Callable[..., VirtualUsbPrinter], n: int) -> VirtualUsbPrinter:

@@ -9,10 +9,9 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from harness import ServiceThread, free_port, send_job, wait_until
+from harness import ServiceThread, Ubus, free_port, send_job, wait_until
 
 from supervisor.core.announce import Announcement, Subject, printer_uuid
 from supervisor.lab.virtual import VirtualUsbPrinter
@@ -22,57 +21,6 @@ from supervisor.publish.umdns import service_id
 StartService = Callable[..., ServiceThread]
 HOST = socket.gethostname()
 LOCAL_ONLY = ["127.0.0.0/8"]  # listening on 0.0.0.0 (loopback is never announced): local jobs
-
-
-class Ubus:
-    """A `ubus` on PATH that records its arguments; umdns is "running" while `up` exists."""
-
-    def __init__(self, root: Path, umdns_dir: Path) -> None:
-        self.bin = root / "bin"
-        self.bin.mkdir()
-        self.log, self.snapshots, self.up = root / "ubus.log", root / "umdns.snap", root / "up"
-        script = self.bin / "ubus"
-        script.write_text(f"""#!/bin/sh
-printf '%s\\n' "$*" >> '{self.log}'
-case "$*" in
-  *"list umdns") [ -e '{self.up}' ] && {{ echo umdns; exit 0; }}
-                 echo 'Command failed: Not found' >&2; exit 4 ;;
-  *"call umdns reload") [ -e '{self.up}' ] || exit 4
-                 {{ cat '{umdns_dir}/printer-supervisor.json' 2>/dev/null || echo none; echo ---
-                 }} >> '{self.snapshots}'; exit 0 ;;
-esac
-exit 2
-""", encoding="utf-8")
-        script.chmod(0o755)
-        self.up.touch()
-
-    def calls(self) -> list[str]:
-        return self.log.read_text().splitlines() if self.log.exists() else []
-
-    def files(self) -> list[Any]:
-        """What the file held at each reload (None: no file)."""
-        if not self.snapshots.exists():
-            return []
-        chunks = self.snapshots.read_text().split("---\n")[:-1]
-        return [None if c.strip() == "none" else json.loads(c) for c in chunks]
-
-
-@pytest.fixture
-def umdns_dir(tmp_path: Path) -> Path:
-    path = tmp_path / "etc-umdns"
-    path.mkdir()
-    return path
-
-
-@pytest.fixture
-def ubus(tmp_path: Path, umdns_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Ubus:
-    stand_in = Ubus(tmp_path, umdns_dir)
-    monkeypatch.setenv("PATH", f"{stand_in.bin}:/usr/bin:/bin")
-    # No system bus: `auto` must not find the machine's avahi (if it has one).
-    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
-    return stand_in
-
-
 
 
 def start(start_service: StartService, umdns_dir: Path, printers: list[dict[str, object]],
