@@ -274,21 +274,11 @@ def _entry(draft: Draft, form: str) -> list[str]:
     elif not draft.enabled:
         title += ": disabled in p910nd (enabled is off); uncomment it to serve it"
     fields: list[tuple[str, str | int | bool]] = [("name", draft.name)]
-    if draft.match is not None:
-        fields.append(("match", draft.match))
-    if draft.device is not None:
-        fields.append(("device", draft.device))
-    if draft.port is not None:
-        fields.append(("port", draft.port))
-    fields.append(("bidirectional", draft.bidirectional))
-    if draft.firmware is not None:
-        fields.append(("firmware", draft.firmware))
-    if draft.mdns is not None:
-        fields.append(("mdns", draft.mdns))
-    if draft.mdns_name is not None:
-        fields.append(("mdns_name", draft.mdns_name))
-    if draft.location is not None:
-        fields.append(("location", draft.location))
+    for key in ("match", "device", "port", "bidirectional", "firmware", "mdns", "mdns_name",
+                "location"):  # in this order; bidirectional always, the rest when set
+        value = getattr(draft, key)
+        if value is not None:
+            fields.append((key, value))
     if form == "toml":
         body = ["[[printer]]", *(_key(draft, key, _toml_value(value)) for key, value in fields)]
     else:  # a uci section name takes no "-": such a name is an option instead
