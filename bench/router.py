@@ -61,7 +61,8 @@ STARTS: Final = 10
 NOTIFY_RUNS: Final = 20
 FLOOR: Final = ("import sys; sys.modules['ssl'] = None\nimport asyncio, time\n"
                 "print('up', flush=True)\ntime.sleep(1e6)\n")
-# The service as procd runs it, but with the umdns directory moved (it would be /etc/umdns).
+# The service as `supervisorctl run` makes it, but with umdns's directory moved (for the
+# responder-present window only: it would be /etc/umdns).
 SERVICE: Final = """import sys
 sys.modules.setdefault("ssl", None)  # as `supervisorctl run` keeps it out
 import asyncio, signal
@@ -146,9 +147,12 @@ class Router:
             (root / "bin" / "ubus").chmod(0o755)
         self.log = root / "log" / "events.jsonl"
         self.socket = str(root / "run" / "control.sock")
-        self.proc = procs.spawn([str(SERVICE_PYTHON), "-c", SERVICE, str(self.config),
-                                 str(root / "umdns")], env=router_env(site, root / "bin"),
-                                cwd=root)
+        # `supervisorctl run` as procd starts it; with the ubus stand-in, the same service from
+        # a runner that moves umdns's directory (it would write /etc/umdns otherwise).
+        argv = ([str(SERVICE_PYTHON), "-c", SERVICE, str(self.config), str(root / "umdns")]
+                if ubus else
+                [str(SERVICE_PYTHON), str(SCRIPT), "run", "--config", str(self.config)])
+        self.proc = procs.spawn(argv, env=router_env(site, root / "bin"), cwd=root)
         wait_until(lambda: "daemon_started" in self.events(), 30, "ours to start")
 
     def events(self) -> str:
@@ -332,7 +336,8 @@ def cold_starts(procs: Processes, tmp: Path, site: Path) -> dict[str, Any]:
 def notify_ratio(procs: Processes, router: Router, site: Path) -> dict[str, float]:
     """`supervisorctl notify` from the package's byte-code, as the shim runs it, against a bare
     interpreter start; alternating."""
-    env = {**router_env(site), "PRINTER_SUPERVISOR_SOCKET": router.socket, "ACTION": "add",
+    # The socket found in the UCI file, as the shim's notify finds it (no --socket).
+    env = {**router_env(site), "PRINTER_SUPERVISOR_CONFIG": str(router.config), "ACTION": "add",
            "SUBSYSTEM": "usbmisc", "DEVNAME": "usb/lp9", "DEVPATH": "/devices/x/usbmisc/lp9",
            "SEQNUM": "1"}
     times: dict[str, list[float]] = {"notify": [], "pass": []}
